@@ -1,0 +1,152 @@
+//! The Action Unit catalogue: the AU sets the HRM models predict, in HRM's column order.
+
+use serde::{Deserialize, Serialize};
+
+/// One facial Action Unit (or Action Descriptor) as HRM labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Au {
+    /// HRM's column label in `predict.csv` (`27` stands for AU2X, i.e. AU26 or AU27).
+    pub label: u32,
+    /// The id hrm uses in its output (`AU1`, `AD19`, `AU2X`, `AU43E`, ...).
+    pub id: &'static str,
+    /// The FACS name.
+    pub name: &'static str,
+    /// OpenFace-style column stem (`AU01`, ...), to which `_r` / `_c` suffixes are added.
+    pub column: &'static str,
+}
+
+const fn au(label: u32, id: &'static str, name: &'static str, column: &'static str) -> Au {
+    Au {
+        label,
+        id,
+        name,
+        column,
+    }
+}
+
+const AU1: Au = au(1, "AU1", "Inner Brow Raiser", "AU01");
+const AU2: Au = au(2, "AU2", "Outer Brow Raiser", "AU02");
+const AU4: Au = au(4, "AU4", "Brow Lowerer", "AU04");
+const AU6: Au = au(6, "AU6", "Cheek Raiser", "AU06");
+const AU7: Au = au(7, "AU7", "Lid Tightener", "AU07");
+const AU9: Au = au(9, "AU9", "Nose Wrinkler", "AU09");
+const AU10: Au = au(10, "AU10", "Upper Lip Raiser", "AU10");
+const AU12: Au = au(12, "AU12", "Lip Corner Puller", "AU12");
+const AU14: Au = au(14, "AU14", "Dimpler", "AU14");
+const AU15: Au = au(15, "AU15", "Lip Corner Depressor", "AU15");
+const AU16: Au = au(16, "AU16", "Lower Lip Depressor", "AU16");
+const AU17: Au = au(17, "AU17", "Chin Raiser", "AU17");
+const AU18: Au = au(18, "AU18", "Lip Pucker", "AU18");
+const AD19: Au = au(19, "AD19", "Tongue Show", "AD19");
+const AU20: Au = au(20, "AU20", "Lip Stretcher", "AU20");
+const AU23: Au = au(23, "AU23", "Lip Tightener", "AU23");
+const AU24: Au = au(24, "AU24", "Lip Pressor", "AU24");
+const AU25: Au = au(25, "AU25", "Lips Part", "AU25");
+const AU2X: Au = au(27, "AU2X", "Jaw Drop or Mouth Stretch (AU26/AU27)", "AU2X");
+const AU28: Au = au(28, "AU28", "Lip Suck", "AU28");
+const AD32: Au = au(32, "AD32", "Bite", "AD32");
+const AU43E: Au = au(43, "AU43E", "Eyes Closed", "AU43E");
+
+const HRM22: [Au; 22] = [
+    AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU18, AD19, AU20, AU23, AU24,
+    AU25, AU2X, AU28, AD32, AU43E,
+];
+
+const HRM17: [Au; 17] = [
+    AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU20, AU23, AU24, AU25, AU2X,
+];
+
+/// The AU sets HRM models are trained on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuSet {
+    /// The 22 AUs/ADs of the HRM paper.
+    #[serde(rename = "hrm22")]
+    Hrm22,
+    /// The 17-AU subset.
+    #[serde(rename = "hrm17")]
+    Hrm17,
+}
+
+impl AuSet {
+    /// Every set, for look-ups by name or size.
+    pub const ALL: [AuSet; 2] = [AuSet::Hrm22, AuSet::Hrm17];
+
+    /// The AUs in the order of the model's output columns.
+    pub fn aus(self) -> &'static [Au] {
+        match self {
+            AuSet::Hrm22 => &HRM22,
+            AuSet::Hrm17 => &HRM17,
+        }
+    }
+
+    pub fn len(self) -> usize {
+        self.aus().len()
+    }
+
+    pub fn is_empty(self) -> bool {
+        false
+    }
+
+    /// The name used in manifests (`hrm22`, `hrm17`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuSet::Hrm22 => "hrm22",
+            AuSet::Hrm17 => "hrm17",
+        }
+    }
+
+    /// The set whose size matches a model's number of outputs.
+    pub fn for_output_count(n: usize) -> Option<AuSet> {
+        Self::ALL.into_iter().find(|set| set.len() == n)
+    }
+
+    /// Position of an AU id (`AU12`) in this set.
+    pub fn index_of(self, id: &str) -> Option<usize> {
+        self.aus().iter().position(|au| au.id == id)
+    }
+}
+
+impl std::fmt::Display for AuSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrm22_labels_follow_the_hrm_csv_header() {
+        let labels: Vec<u32> = AuSet::Hrm22.aus().iter().map(|au| au.label).collect();
+        assert_eq!(
+            labels,
+            [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 27, 28, 32, 43]
+        );
+    }
+
+    #[test]
+    fn hrm17_labels_follow_the_hrm_csv_header() {
+        let labels: Vec<u32> = AuSet::Hrm17.aus().iter().map(|au| au.label).collect();
+        assert_eq!(
+            labels,
+            [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 27]
+        );
+    }
+
+    #[test]
+    fn special_ids_are_named_as_hrm_names_them() {
+        let ids: Vec<&str> = AuSet::Hrm22.aus().iter().map(|au| au.id).collect();
+        assert_eq!(ids[13], "AD19");
+        assert_eq!(ids[18], "AU2X");
+        assert_eq!(ids[19..], ["AU28", "AD32", "AU43E"]);
+        assert_eq!(AuSet::Hrm22.index_of("AU43E"), Some(21));
+    }
+
+    #[test]
+    fn sets_are_found_by_output_count() {
+        assert_eq!(AuSet::for_output_count(22), Some(AuSet::Hrm22));
+        assert_eq!(AuSet::for_output_count(17), Some(AuSet::Hrm17));
+        assert_eq!(AuSet::for_output_count(12), None);
+    }
+}

@@ -1,0 +1,293 @@
+//! Frames handed in by callers, and images decoded from files the way PIL's
+//! `Image.open(path).convert('RGB')` decodes them.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Pixel layouts a caller may hand in. The discriminants are the C ABI's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum PixelFormat {
+    Rgb8 = 0,
+    Bgr8 = 1,
+    Rgba8 = 2,
+    Bgra8 = 3,
+    Gray8 = 4,
+}
+
+impl PixelFormat {
+    pub fn bytes_per_pixel(self) -> usize {
+        match self {
+            PixelFormat::Rgb8 | PixelFormat::Bgr8 => 3,
+            PixelFormat::Rgba8 | PixelFormat::Bgra8 => 4,
+            PixelFormat::Gray8 => 1,
+        }
+    }
+
+    /// Validates an integer coming from a foreign caller.
+    pub fn from_u32(value: u32) -> Option<PixelFormat> {
+        [
+            Self::Rgb8,
+            Self::Bgr8,
+            Self::Rgba8,
+            Self::Bgra8,
+            Self::Gray8,
+        ]
+        .into_iter()
+        .find(|f| *f as u32 == value)
+    }
+}
+
+/// A borrowed frame: `height` rows of `stride` bytes, each starting with `width` pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageView<'a> {
+    width: usize,
+    height: usize,
+    stride: usize,
+    format: PixelFormat,
+    data: &'a [u8],
+}
+
+impl<'a> ImageView<'a> {
+    /// Checks the geometry against the buffer; the last row need not be padded to `stride`.
+    pub fn new(
+        data: &'a [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        format: PixelFormat,
+    ) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidInput(format!(
+                "image is {width}x{height}: both sides must be at least 1"
+            )));
+        }
+        let row = width
+            .checked_mul(format.bytes_per_pixel())
+            .ok_or_else(|| Error::InvalidInput(format!("width {width} overflows")))?;
+        if stride < row {
+            return Err(Error::InvalidInput(format!(
+                "stride {stride} is smaller than a row of {width} {format:?} pixels ({row} bytes)"
+            )));
+        }
+        let needed = stride
+            .checked_mul(height - 1)
+            .and_then(|n| n.checked_add(row))
+            .ok_or_else(|| {
+                Error::InvalidInput(format!("{height} rows of stride {stride} overflow"))
+            })?;
+        if data.len() < needed {
+            return Err(Error::InvalidInput(format!(
+                "buffer holds {} bytes, a {width}x{height} {format:?} image with stride {stride} needs {needed}",
+                data.len()
+            )));
+        }
+        Ok(ImageView {
+            width,
+            height,
+            stride,
+            format,
+            data,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    pub fn format(&self) -> PixelFormat {
+        self.format
+    }
+
+    /// Packed RGB8, as PIL's `convert('RGB')`: gray is replicated, alpha is dropped.
+    pub fn to_rgb(&self) -> RgbImage {
+        let mut out = Vec::with_capacity(self.width * self.height * 3);
+        let bpp = self.format.bytes_per_pixel();
+        for y in 0..self.height {
+            let row = &self.data[y * self.stride..][..self.width * bpp];
+            match self.format {
+                PixelFormat::Rgb8 => out.extend_from_slice(row),
+                PixelFormat::Rgba8 => row
+                    .chunks_exact(4)
+                    .for_each(|p| out.extend_from_slice(&p[..3])),
+                PixelFormat::Bgr8 | PixelFormat::Bgra8 => row
+                    .chunks_exact(bpp)
+                    .for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+                PixelFormat::Gray8 => row.iter().for_each(|&g| out.extend_from_slice(&[g, g, g])),
+            }
+        }
+        RgbImage {
+            width: self.width,
+            height: self.height,
+            data: out,
+        }
+    }
+}
+
+/// An owned, packed RGB8 image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl RgbImage {
+    pub fn view(&self) -> ImageView<'_> {
+        ImageView {
+            width: self.width,
+            height: self.height,
+            stride: self.width * 3,
+            format: PixelFormat::Rgb8,
+            data: &self.data,
+        }
+    }
+}
+
+/// Reads and decodes an image file.
+pub fn decode_file(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_bytes(&bytes, &path.display().to_string())
+}
+
+/// Decodes an encoded image (JPEG, PNG, BMP, TIFF, WebP) into RGB8.
+///
+/// JPEG goes through libjpeg-turbo's code (vendored by mozjpeg), the decoder PIL uses, so the
+/// pixels are PIL's own; everything else goes through the `image` crate, whose PNG output is exact.
+pub fn decode_bytes(bytes: &[u8], source_name: &str) -> Result<RgbImage> {
+    let decode_error = |message: String| Error::Decode {
+        source_name: source_name.to_string(),
+        message,
+    };
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return decode_jpeg(bytes).map_err(decode_error);
+    }
+    let format = image::guess_format(bytes)
+        .map_err(|_| decode_error("not a recognised image format".into()))?;
+    let decoded = image::load_from_memory_with_format(bytes, format)
+        .map_err(|e| decode_error(e.to_string()))?;
+    Ok(pil_rgb(decoded))
+}
+
+/// PIL's `convert('RGB')` of what PIL itself would have opened.
+fn pil_rgb(decoded: image::DynamicImage) -> RgbImage {
+    use image::DynamicImage as D;
+    let (width, height) = (decoded.width() as usize, decoded.height() as usize);
+    let data = match decoded {
+        // PIL opens 16-bit colour PNGs as 8-bit by keeping the high byte ...
+        D::ImageRgb16(img) => img.into_raw().iter().map(|v| (v >> 8) as u8).collect(),
+        D::ImageRgba16(img) => img
+            .into_raw()
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .map(|v| (v >> 8) as u8)
+            .collect(),
+        // ... and 16-bit gray as mode I, which convert('RGB') clips to 255.
+        D::ImageLuma16(img) => img
+            .into_raw()
+            .iter()
+            .flat_map(|&v| [v.min(255) as u8; 3])
+            .collect(),
+        D::ImageLumaA16(img) => img
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [p[0].min(255) as u8; 3])
+            .collect(),
+        other => other.into_rgb8().into_raw(),
+    };
+    RgbImage {
+        width,
+        height,
+        data,
+    }
+}
+
+fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+    // libjpeg pads a truncated stream with grey and only warns; PIL refuses it, and so do we.
+    if !jpeg_ends_after_last_scan(bytes) {
+        return Err(
+            "the JPEG data is truncated (no end-of-image marker after the last scan)".into(),
+        );
+    }
+    let run = || -> std::io::Result<RgbImage> {
+        let decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes)?;
+        let mut started = decompress.rgb()?;
+        let (width, height) = (started.width(), started.height());
+        let data: Vec<u8> = started.read_scanlines::<u8>()?;
+        started.finish()?;
+        Ok(RgbImage {
+            width,
+            height,
+            data,
+        })
+    };
+    match std::panic::catch_unwind(run) {
+        Ok(Ok(image)) if image.data.len() == image.width * image.height * 3 => Ok(image),
+        Ok(Ok(_)) => Err("the JPEG data is truncated".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("the JPEG decoder rejected the data".into()),
+    }
+}
+
+/// Entropy-coded data stuffs every 0xFF, so marker bytes are unambiguous: a complete file has an
+/// end-of-image marker (FF D9) after its last start-of-scan marker (FF DA).
+fn jpeg_ends_after_last_scan(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(at) => bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_reject_bad_geometry() {
+        let data = [0u8; 12];
+        assert!(ImageView::new(&data, 0, 1, 3, PixelFormat::Rgb8).is_err());
+        assert!(
+            ImageView::new(&data, 2, 2, 5, PixelFormat::Rgb8).is_err(),
+            "stride below a row"
+        );
+        assert!(
+            ImageView::new(&data, 2, 3, 6, PixelFormat::Rgb8).is_err(),
+            "buffer too short"
+        );
+        assert!(ImageView::new(&data, 2, 2, 6, PixelFormat::Rgb8).is_ok());
+        // The last row need not carry the stride's padding.
+        assert!(ImageView::new(&data[..10], 1, 2, 7, PixelFormat::Rgb8).is_ok());
+    }
+
+    #[test]
+    fn conversions_follow_pil() {
+        let bgra = [10, 20, 30, 255, 1, 2, 3, 0];
+        let rgb = ImageView::new(&bgra, 2, 1, 8, PixelFormat::Bgra8)
+            .unwrap()
+            .to_rgb();
+        assert_eq!(rgb.data, [30, 20, 10, 3, 2, 1]);
+        let gray = [7, 9, 0, 5, 6];
+        let rgb = ImageView::new(&gray, 2, 2, 3, PixelFormat::Gray8)
+            .unwrap()
+            .to_rgb();
+        assert_eq!(rgb.data, [7, 7, 7, 9, 9, 9, 5, 5, 5, 6, 6, 6]);
+    }
+
+    #[test]
+    fn non_images_and_truncated_jpegs_are_decode_errors() {
+        assert!(matches!(
+            decode_bytes(b"hello world", "x.txt"),
+            Err(Error::Decode { .. })
+        ));
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0];
+        assert!(matches!(
+            decode_bytes(&jpeg, "x.jpg"),
+            Err(Error::Decode { .. })
+        ));
+    }
+}
