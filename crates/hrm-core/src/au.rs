@@ -16,12 +16,7 @@ pub struct Au {
 }
 
 const fn au(label: u32, id: &'static str, name: &'static str, column: &'static str) -> Au {
-    Au {
-        label,
-        id,
-        name,
-        column,
-    }
+    Au { label, id, name, column }
 }
 
 const AU1: Au = au(1, "AU1", "Inner Brow Raiser", "AU01");
@@ -48,13 +43,12 @@ const AD32: Au = au(32, "AD32", "Bite", "AD32");
 const AU43E: Au = au(43, "AU43E", "Eyes Closed", "AU43E");
 
 const HRM22: [Au; 22] = [
-    AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU18, AD19, AU20, AU23, AU24,
-    AU25, AU2X, AU28, AD32, AU43E,
+    AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU18, AD19, AU20, AU23, AU24, AU25, AU2X, AU28,
+    AD32, AU43E,
 ];
 
-const HRM17: [Au; 17] = [
-    AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU20, AU23, AU24, AU25, AU2X,
-];
+const HRM17: [Au; 17] =
+    [AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU20, AU23, AU24, AU25, AU2X];
 
 /// The AU sets HRM models are trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -119,19 +113,13 @@ mod tests {
     #[test]
     fn hrm22_labels_follow_the_hrm_csv_header() {
         let labels: Vec<u32> = AuSet::Hrm22.aus().iter().map(|au| au.label).collect();
-        assert_eq!(
-            labels,
-            [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 27, 28, 32, 43]
-        );
+        assert_eq!(labels, [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 27, 28, 32, 43]);
     }
 
     #[test]
     fn hrm17_labels_follow_the_hrm_csv_header() {
         let labels: Vec<u32> = AuSet::Hrm17.aus().iter().map(|au| au.label).collect();
-        assert_eq!(
-            labels,
-            [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 27]
-        );
+        assert_eq!(labels, [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 27]);
     }
 
     #[test]

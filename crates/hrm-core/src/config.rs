@@ -63,10 +63,8 @@ impl Config {
 
     /// Parses TOML text; `origin` names it in errors (a path, or a label such as `<string>`).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config> {
-        let mut config: Config = toml::from_str(text).map_err(|e| Error::Toml {
-            file: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| Error::Toml { file: origin.to_path_buf(), message: e.to_string() })?;
         config.origin = origin.to_path_buf();
         config.validate()?;
         Ok(config)
@@ -74,20 +72,10 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         if !(1..=1024).contains(&self.batch_size) {
-            return Err(Error::field(
-                &self.origin,
-                "batch_size",
-                "a number from 1 to 1024",
-                self.batch_size,
-            ));
+            return Err(Error::field(&self.origin, "batch_size", "a number from 1 to 1024", self.batch_size));
         }
         if self.threads > 1024 {
-            return Err(Error::field(
-                &self.origin,
-                "threads",
-                "0 (all cores) or a number up to 1024",
-                self.threads,
-            ));
+            return Err(Error::field(&self.origin, "threads", "0 (all cores) or a number up to 1024", self.threads));
         }
         Ok(())
     }
@@ -107,28 +95,16 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_key_and_the_file() {
-        let err = Config::from_toml("backend = \"tract\"\nthreds = 2\n", Path::new("my.toml"))
-            .unwrap_err();
+        let err = Config::from_toml("backend = \"tract\"\nthreds = 2\n", Path::new("my.toml")).unwrap_err();
         let text = err.to_string();
-        assert!(
-            text.contains("my.toml") && text.contains("threds"),
-            "{text}"
-        );
+        assert!(text.contains("my.toml") && text.contains("threds"), "{text}");
     }
 
     #[test]
     fn defaults_and_bounds() {
         let config = Config::from_toml("", Path::new("x.toml")).unwrap();
-        assert_eq!(
-            (config.backend.as_str(), config.threads, config.batch_size),
-            ("tract", 0, 1)
-        );
-        let err = Config::from_toml("batch_size = 0", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("batch_size") && err.contains("found 0"),
-            "{err}"
-        );
+        assert_eq!((config.backend.as_str(), config.threads, config.batch_size), ("tract", 0, 1));
+        let err = Config::from_toml("batch_size = 0", Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("batch_size") && err.contains("found 0"), "{err}");
     }
 }

@@ -26,11 +26,7 @@ pub trait InferenceSession: Send {
 /// A named way of running a package's graph.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
-    fn load(
-        &self,
-        package: &ModelPackage,
-        options: &BackendOptions,
-    ) -> Result<Box<dyn InferenceSession>>;
+    fn load(&self, package: &ModelPackage, options: &BackendOptions) -> Result<Box<dyn InferenceSession>>;
 }
 
 /// Backends by name; the CLI and the C ABI register what they were built with.
@@ -50,10 +46,7 @@ impl BackendRegistry {
             .iter()
             .find(|b| b.name() == name)
             .map(|b| b.as_ref())
-            .ok_or_else(|| Error::UnknownBackend {
-                name: name.to_string(),
-                known: self.names().join(", "),
-            })
+            .ok_or_else(|| Error::UnknownBackend { name: name.to_string(), known: self.names().join(", ") })
     }
 
     pub fn names(&self) -> Vec<&str> {
@@ -85,62 +78,26 @@ pub struct ModelDetector {
 
 impl ModelDetector {
     /// Loads the package named by `config` (or `package_dir`, which wins) on the configured backend.
-    pub fn open(
-        config: &Config,
-        package_dir: Option<&Path>,
-        registry: &BackendRegistry,
-    ) -> Result<ModelDetector> {
-        let dir = package_dir.or(config.model.as_deref()).ok_or_else(|| {
-            Error::field(
-                &config.origin,
-                "model",
-                "a model package folder (or --model)",
-                "nothing",
-            )
-        })?;
+    pub fn open(config: &Config, package_dir: Option<&Path>, registry: &BackendRegistry) -> Result<ModelDetector> {
+        let dir = package_dir
+            .or(config.model.as_deref())
+            .ok_or_else(|| Error::field(&config.origin, "model", "a model package folder (or --model)", "nothing"))?;
         let package = ModelPackage::load(dir)?;
         let backend = registry.get(&config.backend)?;
-        let session = backend.load(
-            &package,
-            &BackendOptions {
-                threads: config.resolved_threads(),
-            },
-        )?;
+        let session = backend.load(&package, &BackendOptions { threads: config.resolved_threads() })?;
         ModelDetector::new(package, session, config)
     }
 
-    pub fn new(
-        package: ModelPackage,
-        session: Box<dyn InferenceSession>,
-        config: &Config,
-    ) -> Result<ModelDetector> {
+    pub fn new(package: ModelPackage, session: Box<dyn InferenceSession>, config: &Config) -> Result<ModelDetector> {
         let manifest = &package.manifest;
-        check_thresholds(
-            &config.origin,
-            "thresholds",
-            manifest.au_set,
-            &config.thresholds,
-            false,
-        )?;
+        check_thresholds(&config.origin, "thresholds", manifest.au_set, &config.thresholds, false)?;
         let thresholds = manifest
             .au_set
             .aus()
             .iter()
-            .map(|au| {
-                config
-                    .thresholds
-                    .get(au.id)
-                    .copied()
-                    .unwrap_or(manifest.thresholds[au.id])
-            })
+            .map(|au| config.thresholds.get(au.id).copied().unwrap_or(manifest.thresholds[au.id]))
             .collect();
-        Ok(ModelDetector {
-            package,
-            session,
-            thresholds,
-            batch_size: config.batch_size,
-            input: Vec::new(),
-        })
+        Ok(ModelDetector { package, session, thresholds, batch_size: config.batch_size, input: Vec::new() })
     }
 
     pub fn package(&self) -> &ModelPackage {
@@ -168,11 +125,7 @@ impl ModelDetector {
             if output.len() != chunk.len() * aus {
                 return Err(Error::Backend {
                     backend: "session".into(),
-                    message: format!(
-                        "the graph gave {} values for {} faces of {aus} AUs",
-                        output.len(),
-                        chunk.len()
-                    ),
+                    message: format!("the graph gave {} values for {} faces of {aus} AUs", output.len(), chunk.len()),
                 });
             }
             for row in output.chunks_exact(aus) {
@@ -180,15 +133,8 @@ impl ModelDetector {
                     OutputKind::Logits => row.iter().map(|&x| sigmoid(x)).collect(),
                     OutputKind::Probabilities => row.to_vec(),
                 };
-                let present = probabilities
-                    .iter()
-                    .zip(&self.thresholds)
-                    .map(|(p, t)| p >= t)
-                    .collect();
-                results.push(FaceAus {
-                    probabilities,
-                    present,
-                });
+                let present = probabilities.iter().zip(&self.thresholds).map(|(p, t)| p >= t).collect();
+                results.push(FaceAus { probabilities, present });
             }
         }
         Ok(results)

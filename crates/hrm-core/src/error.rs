@@ -20,27 +20,15 @@ pub enum Error {
 
     /// A field of a manifest or configuration holds a value that is not allowed.
     #[error("{}: `{field}`: expected {expected}, found {found}", file.display())]
-    Field {
-        file: PathBuf,
-        field: String,
-        expected: String,
-        found: String,
-    },
+    Field { file: PathBuf, field: String, expected: String, found: String },
 
     /// A file's content does not match the sha256 its manifest records.
     #[error("{}: sha256 mismatch: the manifest expects {expected}, the file has {found}", file.display())]
-    Hash {
-        file: PathBuf,
-        expected: String,
-        found: String,
-    },
+    Hash { file: PathBuf, expected: String, found: String },
 
     /// An image could not be decoded.
     #[error("{source_name}: cannot decode image: {message}")]
-    Decode {
-        source_name: String,
-        message: String,
-    },
+    Decode { source_name: String, message: String },
 
     /// A caller-supplied frame or tensor is malformed (size, stride, format).
     #[error("invalid input: {0}")]
@@ -57,10 +45,7 @@ pub enum Error {
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 
     pub fn field(
@@ -69,11 +54,6 @@ impl Error {
         expected: impl Into<String>,
         found: impl ToString,
     ) -> Self {
-        Error::Field {
-            file: file.into(),
-            field: field.into(),
-            expected: expected.into(),
-            found: found.to_string(),
-        }
+        Error::Field { file: file.into(), field: field.into(), expected: expected.into(), found: found.to_string() }
     }
 }

@@ -26,15 +26,7 @@ impl PixelFormat {
 
     /// Validates an integer coming from a foreign caller.
     pub fn from_u32(value: u32) -> Option<PixelFormat> {
-        [
-            Self::Rgb8,
-            Self::Bgr8,
-            Self::Rgba8,
-            Self::Bgra8,
-            Self::Gray8,
-        ]
-        .into_iter()
-        .find(|f| *f as u32 == value)
+        [Self::Rgb8, Self::Bgr8, Self::Rgba8, Self::Bgra8, Self::Gray8].into_iter().find(|f| *f as u32 == value)
     }
 }
 
@@ -50,17 +42,9 @@ pub struct ImageView<'a> {
 
 impl<'a> ImageView<'a> {
     /// Checks the geometry against the buffer; the last row need not be padded to `stride`.
-    pub fn new(
-        data: &'a [u8],
-        width: usize,
-        height: usize,
-        stride: usize,
-        format: PixelFormat,
-    ) -> Result<Self> {
+    pub fn new(data: &'a [u8], width: usize, height: usize, stride: usize, format: PixelFormat) -> Result<Self> {
         if width == 0 || height == 0 {
-            return Err(Error::InvalidInput(format!(
-                "image is {width}x{height}: both sides must be at least 1"
-            )));
+            return Err(Error::InvalidInput(format!("image is {width}x{height}: both sides must be at least 1")));
         }
         let row = width
             .checked_mul(format.bytes_per_pixel())
@@ -73,22 +57,14 @@ impl<'a> ImageView<'a> {
         let needed = stride
             .checked_mul(height - 1)
             .and_then(|n| n.checked_add(row))
-            .ok_or_else(|| {
-                Error::InvalidInput(format!("{height} rows of stride {stride} overflow"))
-            })?;
+            .ok_or_else(|| Error::InvalidInput(format!("{height} rows of stride {stride} overflow")))?;
         if data.len() < needed {
             return Err(Error::InvalidInput(format!(
                 "buffer holds {} bytes, a {width}x{height} {format:?} image with stride {stride} needs {needed}",
                 data.len()
             )));
         }
-        Ok(ImageView {
-            width,
-            height,
-            stride,
-            format,
-            data,
-        })
+        Ok(ImageView { width, height, stride, format, data })
     }
 
     pub fn width(&self) -> usize {
@@ -111,20 +87,14 @@ impl<'a> ImageView<'a> {
             let row = &self.data[y * self.stride..][..self.width * bpp];
             match self.format {
                 PixelFormat::Rgb8 => out.extend_from_slice(row),
-                PixelFormat::Rgba8 => row
-                    .chunks_exact(4)
-                    .for_each(|p| out.extend_from_slice(&p[..3])),
-                PixelFormat::Bgr8 | PixelFormat::Bgra8 => row
-                    .chunks_exact(bpp)
-                    .for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]])),
+                PixelFormat::Rgba8 => row.chunks_exact(4).for_each(|p| out.extend_from_slice(&p[..3])),
+                PixelFormat::Bgr8 | PixelFormat::Bgra8 => {
+                    row.chunks_exact(bpp).for_each(|p| out.extend_from_slice(&[p[2], p[1], p[0]]))
+                }
                 PixelFormat::Gray8 => row.iter().for_each(|&g| out.extend_from_slice(&[g, g, g])),
             }
         }
-        RgbImage {
-            width: self.width,
-            height: self.height,
-            data: out,
-        }
+        RgbImage { width: self.width, height: self.height, data: out }
     }
 }
 
@@ -159,17 +129,12 @@ pub fn decode_file(path: &Path) -> Result<RgbImage> {
 /// JPEG goes through libjpeg-turbo's code (vendored by mozjpeg), the decoder PIL uses, so the
 /// pixels are PIL's own; everything else goes through the `image` crate, whose PNG output is exact.
 pub fn decode_bytes(bytes: &[u8], source_name: &str) -> Result<RgbImage> {
-    let decode_error = |message: String| Error::Decode {
-        source_name: source_name.to_string(),
-        message,
-    };
+    let decode_error = |message: String| Error::Decode { source_name: source_name.to_string(), message };
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return decode_jpeg(bytes).map_err(decode_error);
     }
-    let format = image::guess_format(bytes)
-        .map_err(|_| decode_error("not a recognised image format".into()))?;
-    let decoded = image::load_from_memory_with_format(bytes, format)
-        .map_err(|e| decode_error(e.to_string()))?;
+    let format = image::guess_format(bytes).map_err(|_| decode_error("not a recognised image format".into()))?;
+    let decoded = image::load_from_memory_with_format(bytes, format).map_err(|e| decode_error(e.to_string()))?;
     Ok(pil_rgb(decoded))
 }
 
@@ -180,38 +145,21 @@ fn pil_rgb(decoded: image::DynamicImage) -> RgbImage {
     let data = match decoded {
         // PIL opens 16-bit colour PNGs as 8-bit by keeping the high byte ...
         D::ImageRgb16(img) => img.into_raw().iter().map(|v| (v >> 8) as u8).collect(),
-        D::ImageRgba16(img) => img
-            .into_raw()
-            .chunks_exact(4)
-            .flat_map(|p| [p[0], p[1], p[2]])
-            .map(|v| (v >> 8) as u8)
-            .collect(),
+        D::ImageRgba16(img) => {
+            img.into_raw().chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).map(|v| (v >> 8) as u8).collect()
+        }
         // ... and 16-bit gray as mode I, which convert('RGB') clips to 255.
-        D::ImageLuma16(img) => img
-            .into_raw()
-            .iter()
-            .flat_map(|&v| [v.min(255) as u8; 3])
-            .collect(),
-        D::ImageLumaA16(img) => img
-            .into_raw()
-            .chunks_exact(2)
-            .flat_map(|p| [p[0].min(255) as u8; 3])
-            .collect(),
+        D::ImageLuma16(img) => img.into_raw().iter().flat_map(|&v| [v.min(255) as u8; 3]).collect(),
+        D::ImageLumaA16(img) => img.into_raw().chunks_exact(2).flat_map(|p| [p[0].min(255) as u8; 3]).collect(),
         other => other.into_rgb8().into_raw(),
     };
-    RgbImage {
-        width,
-        height,
-        data,
-    }
+    RgbImage { width, height, data }
 }
 
 fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
     // libjpeg pads a truncated stream with grey and only warns; PIL refuses it, and so do we.
     if !jpeg_ends_after_last_scan(bytes) {
-        return Err(
-            "the JPEG data is truncated (no end-of-image marker after the last scan)".into(),
-        );
+        return Err("the JPEG data is truncated (no end-of-image marker after the last scan)".into());
     }
     let run = || -> std::io::Result<RgbImage> {
         let decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes)?;
@@ -219,11 +167,7 @@ fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
         let (width, height) = (started.width(), started.height());
         let data: Vec<u8> = started.read_scanlines::<u8>()?;
         started.finish()?;
-        Ok(RgbImage {
-            width,
-            height,
-            data,
-        })
+        Ok(RgbImage { width, height, data })
     };
     match std::panic::catch_unwind(run) {
         Ok(Ok(image)) if image.data.len() == image.width * image.height * 3 => Ok(image),
@@ -251,14 +195,8 @@ mod tests {
     fn views_reject_bad_geometry() {
         let data = [0u8; 12];
         assert!(ImageView::new(&data, 0, 1, 3, PixelFormat::Rgb8).is_err());
-        assert!(
-            ImageView::new(&data, 2, 2, 5, PixelFormat::Rgb8).is_err(),
-            "stride below a row"
-        );
-        assert!(
-            ImageView::new(&data, 2, 3, 6, PixelFormat::Rgb8).is_err(),
-            "buffer too short"
-        );
+        assert!(ImageView::new(&data, 2, 2, 5, PixelFormat::Rgb8).is_err(), "stride below a row");
+        assert!(ImageView::new(&data, 2, 3, 6, PixelFormat::Rgb8).is_err(), "buffer too short");
         assert!(ImageView::new(&data, 2, 2, 6, PixelFormat::Rgb8).is_ok());
         // The last row need not carry the stride's padding.
         assert!(ImageView::new(&data[..10], 1, 2, 7, PixelFormat::Rgb8).is_ok());
@@ -267,27 +205,17 @@ mod tests {
     #[test]
     fn conversions_follow_pil() {
         let bgra = [10, 20, 30, 255, 1, 2, 3, 0];
-        let rgb = ImageView::new(&bgra, 2, 1, 8, PixelFormat::Bgra8)
-            .unwrap()
-            .to_rgb();
+        let rgb = ImageView::new(&bgra, 2, 1, 8, PixelFormat::Bgra8).unwrap().to_rgb();
         assert_eq!(rgb.data, [30, 20, 10, 3, 2, 1]);
         let gray = [7, 9, 0, 5, 6];
-        let rgb = ImageView::new(&gray, 2, 2, 3, PixelFormat::Gray8)
-            .unwrap()
-            .to_rgb();
+        let rgb = ImageView::new(&gray, 2, 2, 3, PixelFormat::Gray8).unwrap().to_rgb();
         assert_eq!(rgb.data, [7, 7, 7, 9, 9, 9, 5, 5, 5, 6, 6, 6]);
     }
 
     #[test]
     fn non_images_and_truncated_jpegs_are_decode_errors() {
-        assert!(matches!(
-            decode_bytes(b"hello world", "x.txt"),
-            Err(Error::Decode { .. })
-        ));
+        assert!(matches!(decode_bytes(b"hello world", "x.txt"), Err(Error::Decode { .. })));
         let jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, b'J', b'F', b'I', b'F', 0];
-        assert!(matches!(
-            decode_bytes(&jpeg, "x.jpg"),
-            Err(Error::Decode { .. })
-        ));
+        assert!(matches!(decode_bytes(&jpeg, "x.jpg"), Err(Error::Decode { .. })));
     }
 }

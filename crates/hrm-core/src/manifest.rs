@@ -77,11 +77,12 @@ pub enum Architecture {
         block: ResnetBlock,
         /// Blocks in each stage (3-4-6-3 for ResNet-50).
         layers: Vec<usize>,
-        /// Bottleneck (or basic block) width of each stage.
+        /// Inner width of each stage (the 3x3 convolutions').
         widths: Vec<usize>,
+        /// Output channels of each stage (`widths * 4` for torchvision's bottleneck).
+        out_channels: Vec<usize>,
         stem_width: usize,
         groups: usize,
-        features: usize,
     },
 }
 
@@ -139,26 +140,17 @@ impl ModelPackage {
     pub fn load(dir: &Path) -> Result<ModelPackage> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest = toml::from_str(&text).map_err(|e| Error::Toml {
-            file: path.clone(),
-            message: e.to_string(),
-        })?;
+        let manifest: Manifest =
+            toml::from_str(&text).map_err(|e| Error::Toml { file: path.clone(), message: e.to_string() })?;
         manifest.validate(&path)?;
         for entry in [&manifest.files.onnx, &manifest.files.weights] {
             let file = dir.join(&entry.name);
             let found = sha256_file(&file)?;
             if found != entry.sha256 {
-                return Err(Error::Hash {
-                    file,
-                    expected: entry.sha256.clone(),
-                    found,
-                });
+                return Err(Error::Hash { file, expected: entry.sha256.clone(), found });
             }
         }
-        Ok(ModelPackage {
-            dir: dir.to_path_buf(),
-            manifest,
-        })
+        Ok(ModelPackage { dir: dir.to_path_buf(), manifest })
     }
 
     pub fn onnx_path(&self) -> PathBuf {
@@ -199,23 +191,12 @@ impl Manifest {
         }
         self.architecture.validate(file)?;
         check_thresholds(file, "thresholds", self.au_set, &self.thresholds, true)?;
-        for (name, entry) in [
-            ("files.onnx", &self.files.onnx),
-            ("files.weights", &self.files.weights),
-        ] {
+        for (name, entry) in [("files.onnx", &self.files.onnx), ("files.weights", &self.files.weights)] {
             if !is_plain_file_name(&entry.name) {
-                return field(
-                    &format!("{name}.name"),
-                    "a file name inside the package folder",
-                    &entry.name,
-                );
+                return field(&format!("{name}.name"), "a file name inside the package folder", &entry.name);
             }
             if !is_sha256(&entry.sha256) {
-                return field(
-                    &format!("{name}.sha256"),
-                    "64 lowercase hex digits",
-                    &entry.sha256,
-                );
+                return field(&format!("{name}.sha256"), "64 lowercase hex digits", &entry.sha256);
             }
         }
         Ok(())
@@ -223,11 +204,7 @@ impl Manifest {
 
     /// Thresholds in the AU set's order.
     pub fn threshold_vector(&self) -> Vec<f32> {
-        self.au_set
-            .aus()
-            .iter()
-            .map(|au| self.thresholds[au.id])
-            .collect()
+        self.au_set.aus().iter().map(|au| self.thresholds[au.id]).collect()
     }
 }
 
@@ -235,26 +212,13 @@ impl Architecture {
     fn validate(&self, file: &Path) -> Result<()> {
         let positive = |name: &str, value: usize| {
             if value == 0 {
-                Err(Error::field(
-                    file,
-                    format!("architecture.{name}"),
-                    "a positive number",
-                    value,
-                ))
+                Err(Error::field(file, format!("architecture.{name}"), "a positive number", value))
             } else {
                 Ok(())
             }
         };
         match self {
-            Architecture::Vit {
-                width,
-                depth,
-                heads,
-                patch_size,
-                mlp_hidden,
-                layer_norm_eps,
-                ..
-            } => {
+            Architecture::Vit { width, depth, heads, patch_size, mlp_hidden, layer_norm_eps, .. } => {
                 for (name, v) in [
                     ("width", *width),
                     ("depth", *depth),
@@ -265,45 +229,26 @@ impl Architecture {
                     positive(name, v)?;
                 }
                 if width % heads != 0 {
-                    return Err(Error::field(
-                        file,
-                        "architecture.heads",
-                        format!("a divisor of width {width}"),
-                        heads,
-                    ));
+                    return Err(Error::field(file, "architecture.heads", format!("a divisor of width {width}"), heads));
                 }
                 if !(layer_norm_eps.is_finite() && *layer_norm_eps > 0.0) {
-                    return Err(Error::field(
-                        file,
-                        "architecture.layer_norm_eps",
-                        "a positive number",
-                        layer_norm_eps,
-                    ));
+                    return Err(Error::field(file, "architecture.layer_norm_eps", "a positive number", layer_norm_eps));
                 }
             }
-            Architecture::Resnet {
-                layers,
-                widths,
-                stem_width,
-                groups,
-                features,
-                ..
-            } => {
-                if layers.is_empty() || layers.len() != widths.len() {
-                    return Err(Error::field(
-                        file,
-                        "architecture.widths",
-                        format!("{} stage widths, one per entry of `layers`", layers.len()),
-                        widths.len(),
-                    ));
+            Architecture::Resnet { layers, widths, out_channels, stem_width, groups, .. } => {
+                for (name, list) in [("widths", widths), ("out_channels", out_channels)] {
+                    if layers.is_empty() || list.len() != layers.len() {
+                        let expected = format!("{} entries, one per entry of `layers`", layers.len());
+                        return Err(Error::field(file, format!("architecture.{name}"), expected, list.len()));
+                    }
                 }
-                for (i, (&l, &w)) in layers.iter().zip(widths).enumerate() {
+                for (i, ((&l, &w), &o)) in layers.iter().zip(widths).zip(out_channels).enumerate() {
                     positive(&format!("layers[{i}]"), l)?;
                     positive(&format!("widths[{i}]"), w)?;
+                    positive(&format!("out_channels[{i}]"), o)?;
                 }
                 positive("stem_width", *stem_width)?;
                 positive("groups", *groups)?;
-                positive("features", *features)?;
             }
         }
         Ok(())
@@ -330,12 +275,7 @@ pub fn check_thresholds(
             ));
         }
         if !(0.0..=1.0).contains(&value) {
-            return Err(Error::field(
-                file,
-                format!("{table}.{id}"),
-                "a threshold from 0 to 1",
-                value,
-            ));
+            return Err(Error::field(file, format!("{table}.{id}"), "a threshold from 0 to 1", value));
         }
     }
     if complete {
@@ -352,17 +292,11 @@ pub fn check_thresholds(
 }
 
 fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && Path::new(name).file_name().is_some_and(|f| f == name)
-        && name != ".."
-        && name != "."
+    !name.is_empty() && Path::new(name).file_name().is_some_and(|f| f == name) && name != ".." && name != "."
 }
 
 fn is_sha256(text: &str) -> bool {
-    text.len() == 64
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Lowercase hex sha256 of a file's content.

@@ -51,19 +51,11 @@ impl AxisWeights {
             for (w, fixed) in row.iter().zip(out_row.iter_mut()).take(count) {
                 let w = if total != 0.0 { w / total } else { *w };
                 let scaled = w * (1u32 << PRECISION_BITS) as f64;
-                *fixed = if w < 0.0 {
-                    (scaled - 0.5) as i32
-                } else {
-                    (scaled + 0.5) as i32
-                };
+                *fixed = if w < 0.0 { (scaled - 0.5) as i32 } else { (scaled + 0.5) as i32 };
             }
             bounds.push((xmin, count));
         }
-        AxisWeights {
-            window,
-            bounds,
-            weights,
-        }
+        AxisWeights { window, bounds, weights }
     }
 
     fn of(&self, out_index: usize) -> (usize, &[i32]) {
@@ -92,10 +84,7 @@ pub fn resize_bilinear(src: &RgbImage, width: usize, height: usize) -> RgbImage 
 
     // The horizontal pass only covers the source rows the vertical pass will read.
     let (first_row, row_count) = if vertical {
-        let last = rows
-            .bounds
-            .last()
-            .map_or(0, |&(start, count)| start + count);
+        let last = rows.bounds.last().map_or(0, |&(start, count)| start + count);
         (rows.bounds[0].0, last - rows.bounds[0].0)
     } else {
         (0, src.height)
@@ -120,11 +109,7 @@ pub fn resize_bilinear(src: &RgbImage, width: usize, height: usize) -> RgbImage 
                 }
             }
         }
-        stage = RgbImage {
-            width,
-            height: row_count,
-            data: out,
-        };
+        stage = RgbImage { width, height: row_count, data: out };
     } else if vertical {
         stage.data.drain(..first_row * src.width * 3);
         stage.data.truncate(row_count * src.width * 3);
@@ -147,11 +132,7 @@ pub fn resize_bilinear(src: &RgbImage, width: usize, height: usize) -> RgbImage 
             *o = clip8(acc);
         }
     }
-    RgbImage {
-        width: stage.width,
-        height,
-        data: out,
-    }
+    RgbImage { width: stage.width, height, data: out }
 }
 
 #[cfg(test)]
@@ -159,11 +140,7 @@ mod tests {
     use super::*;
 
     fn image(width: usize, height: usize, f: impl Fn(usize) -> u8) -> RgbImage {
-        RgbImage {
-            width,
-            height,
-            data: (0..width * height * 3).map(f).collect(),
-        }
+        RgbImage { width, height, data: (0..width * height * 3).map(f).collect() }
     }
 
     #[test]
@@ -186,11 +163,7 @@ mod tests {
     fn halving_averages_pixel_pairs_with_pil_weights() {
         // Shrinking 4 -> 2 widens the triangle to support 2: weights 1/8, 3/8, 3/8, 1/8 around
         // each centre, truncated at the border and renormalised (Pillow gives 3/7, 3/7, 1/7 there).
-        let src = RgbImage {
-            width: 4,
-            height: 1,
-            data: [0u8, 80, 160, 240].iter().flat_map(|&v| [v; 3]).collect(),
-        };
+        let src = RgbImage { width: 4, height: 1, data: [0u8, 80, 160, 240].iter().flat_map(|&v| [v; 3]).collect() };
         let out = resize_bilinear(&src, 2, 1);
         // (0*3 + 80*3 + 160*1) / 7 = 57.14 -> 57; (80*1 + 160*3 + 240*3) / 7 = 182.86 -> 183
         assert_eq!(out.data, [57, 57, 57, 183, 183, 183]);

@@ -1,0 +1,81 @@
+//! `hrm`: convert HRM checkpoints into model packages, detect Action Units, benchmark backends.
+
+mod bench;
+mod detect;
+mod info;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "hrm", version, about = "Facial Action Unit detection with the Hugging Rain Man models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a PyTorch checkpoint (.pth) from the HRM authors into an hrm model package.
+    Convert {
+        checkpoint: PathBuf,
+        /// Folder to write the package into (replaced if it already holds a package).
+        #[arg(long)]
+        out: PathBuf,
+        /// Package name (default: the checkpoint's file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+        /// ViT attention heads (default: width / 64, as in ViT-B/16 and ViT-L/16).
+        #[arg(long)]
+        heads: Option<usize>,
+    },
+    /// Describe a model package and verify its files.
+    Info { package: PathBuf },
+    /// Detect Action Units in images or folders of images.
+    Detect(detect::DetectArgs),
+    /// Measure inference latency of a package on a backend.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Convert { checkpoint, out, name, heads } => convert(checkpoint, out, name, heads),
+        Command::Info { package } => info::run(&package),
+        Command::Detect(args) => detect::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn convert(checkpoint: PathBuf, out: PathBuf, name: Option<String>, heads: Option<usize>) -> anyhow::Result<ExitCode> {
+    let options = hrm_convert::ConvertOptions { name, arch: hrm_convert::ArchOptions { heads } };
+    let converted = hrm_convert::convert(&checkpoint, &out, &options)?;
+    let m = &converted.manifest;
+    eprintln!("converted {} -> {}", checkpoint.display(), converted.dir.display());
+    eprintln!(
+        "  {} ({} AUs, {}x{} input)",
+        info::describe_architecture(&m.architecture),
+        m.au_set.len(),
+        m.input.width,
+        m.input.height
+    );
+    for note in &converted.notes {
+        eprintln!("  note: {note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The backends this binary was built with.
+pub fn registry() -> hrm_core::BackendRegistry {
+    let mut registry = hrm_core::BackendRegistry::default();
+    registry.register(Box::new(hrm_tract::TractBackend));
+    registry
+}

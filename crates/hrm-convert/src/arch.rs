@@ -1,0 +1,321 @@
+//! Recognises the network from its tensors and lists exactly the tensors it must have.
+//!
+//! The HRM scripts load with `strict=False`, so a checkpoint with the wrong pooling or a renamed
+//! layer loads silently and gives wrong answers. Here the architecture's parameters are read from
+//! a few anchor tensors, the complete list of expected names and shapes is derived from them, and
+//! any unknown, missing or mis-shaped tensor stops the conversion with all of them listed.
+
+use crate::error::{ConvertError, Result};
+use crate::pickle::TensorRef;
+use hrm_core::manifest::{Architecture, ResnetBlock, VitPooling};
+use hrm_core::AuSet;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What the converter learnt from the tensors.
+#[derive(Debug)]
+pub struct Recognised {
+    pub architecture: Architecture,
+    pub au_set: AuSet,
+    /// Square input side (224 for the HRM ViTs and ResNets).
+    pub input_size: usize,
+    /// Every tensor the graph uses, in a fixed order, with its shape.
+    pub tensors: Vec<(String, Vec<usize>)>,
+    pub notes: Vec<String>,
+}
+
+/// Choices the checkpoint cannot carry.
+#[derive(Debug, Clone, Default)]
+pub struct ArchOptions {
+    /// ViT attention heads; by default width / 64.
+    pub heads: Option<usize>,
+}
+
+type Tensors = BTreeMap<String, TensorRef>;
+
+pub fn recognise(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognised> {
+    let has = |pred: &dyn Fn(&str) -> bool| tensors.keys().any(|k| pred(k));
+    let unsupported = |architecture: &str, reason: &str| {
+        Err(ConvertError::Unsupported {
+            path: path.to_path_buf(),
+            architecture: architecture.into(),
+            reason: reason.into(),
+        })
+    };
+    if has(&|k| k.contains("weight_ih_l0")) {
+        return unsupported("the atypicality GRU regressor", "it has its own issue and is not an AU model");
+    }
+    if has(&|k| k.contains("gnn") || k.contains("main_class_linears") || k.contains("global_linear")) {
+        return unsupported("ME-GraphAU (ResNet-50 + ANFL graph head)", "its graph head has its own issue");
+    }
+    if has(&|k| k.starts_with("emo_") || k.contains("hg0.") || k.starts_with("fan.") || k.starts_with("m0.")) {
+        return unsupported("EmoFAN", "its hourglass network has its own issue");
+    }
+    if has(&|k| k.starts_with("blocks.") || k == "cls_token" || k.starts_with("patch_embed.")) {
+        return vit(path, tensors, options);
+    }
+    if has(&|k| k.starts_with("layer1.")) && tensors.contains_key("conv1.weight") {
+        return resnet(path, tensors);
+    }
+    let keys: Vec<&str> = tensors.keys().take(8).map(String::as_str).collect();
+    Err(ConvertError::Unrecognised { path: path.to_path_buf(), keys: keys.join(", ") })
+}
+
+/// Reads one dimension of an anchor tensor, or records that the anchor is missing or too small.
+fn dim(tensors: &Tensors, name: &str, axis: usize, problems: &mut Vec<String>) -> usize {
+    match tensors.get(name) {
+        Some(t) if axis < t.shape.len() => t.shape[axis],
+        Some(t) => {
+            problems.push(format!(
+                "mis-shaped: {name} has shape {:?}, expected at least {} dimensions",
+                t.shape,
+                axis + 1
+            ));
+            0
+        }
+        None => {
+            problems.push(format!("missing: {name}"));
+            0
+        }
+    }
+}
+
+fn tensor_error(path: &Path, architecture: &str, problems: Vec<String>) -> ConvertError {
+    ConvertError::Tensors { path: path.to_path_buf(), architecture: architecture.to_string(), problems }
+}
+
+/// Compares the tensors with the expected list. `ignored` prefixes are dropped with a note.
+fn check(
+    path: &Path,
+    architecture: &str,
+    tensors: &Tensors,
+    expected: &[(String, Vec<usize>)],
+    ignored: &[&str],
+) -> Result<()> {
+    let mut problems = Vec::new();
+    for (name, shape) in expected {
+        match tensors.get(name) {
+            None => problems.push(format!("missing: {name} {shape:?}")),
+            Some(t) if &t.shape != shape => {
+                problems.push(format!("mis-shaped: {name} is {:?}, expected {shape:?}", t.shape))
+            }
+            Some(t) if !t.dtype.is_float() => {
+                problems.push(format!("wrong type: {name} holds {:?}, expected floating point", t.dtype))
+            }
+            Some(_) => {}
+        }
+    }
+    let expected_names: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    for name in tensors.keys() {
+        let known = expected_names.contains(name.as_str())
+            || ignored.iter().any(|p| name.starts_with(p))
+            || name.ends_with(".num_batches_tracked");
+        if !known {
+            problems.push(format!("unknown: {name} {:?}", tensors[name].shape));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(tensor_error(path, architecture, problems))
+    }
+}
+
+fn au_set(path: &Path, architecture: &str, outputs: usize) -> Result<AuSet> {
+    AuSet::for_output_count(outputs).ok_or_else(|| {
+        tensor_error(
+            path,
+            architecture,
+            vec![format!("the classifier has {outputs} outputs; HRM models have 22 (or 17) AUs")],
+        )
+    })
+}
+
+fn block_count(tensors: &Tensors, prefix: &str) -> usize {
+    tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |m| m + 1)
+}
+
+fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognised> {
+    const NAME: &str = "ViT";
+    let mut problems = Vec::new();
+    let width = dim(tensors, "patch_embed.proj.weight", 0, &mut problems);
+    let patch = dim(tensors, "patch_embed.proj.weight", 2, &mut problems);
+    let tokens = dim(tensors, "pos_embed", 1, &mut problems);
+    let mlp_hidden = dim(tensors, "blocks.0.mlp.fc1.weight", 0, &mut problems);
+    let outputs = dim(tensors, "head.weight", 0, &mut problems);
+    if !problems.is_empty() {
+        return Err(tensor_error(path, NAME, problems));
+    }
+    let depth = block_count(tensors, "blocks.");
+    let grid = (tokens.saturating_sub(1) as f64).sqrt().round() as usize;
+    if grid * grid + 1 != tokens {
+        return Err(tensor_error(
+            path,
+            NAME,
+            vec![format!("pos_embed has {tokens} tokens, not a square grid of patches plus the CLS token")],
+        ));
+    }
+    let heads = options.heads.unwrap_or(width / 64).max(1);
+    if width % heads != 0 {
+        return Err(ConvertError::Option(format!("{} heads do not divide the width {width}", heads)));
+    }
+    let pooling = if tensors.keys().any(|k| k.starts_with("fc_norm.")) { VitPooling::Mean } else { VitPooling::Cls };
+    let au_set = au_set(path, NAME, outputs)?;
+
+    let v = |name: &str, shape: &[usize]| (name.to_string(), shape.to_vec());
+    let mut expected = vec![
+        v("cls_token", &[1, 1, width]),
+        v("pos_embed", &[1, tokens, width]),
+        v("patch_embed.proj.weight", &[width, 3, patch, patch]),
+        v("patch_embed.proj.bias", &[width]),
+    ];
+    for i in 0..depth {
+        let b = |part: &str, shape: &[usize]| (format!("blocks.{i}.{part}"), shape.to_vec());
+        expected.extend([
+            b("norm1.weight", &[width]),
+            b("norm1.bias", &[width]),
+            b("attn.qkv.weight", &[3 * width, width]),
+            b("attn.qkv.bias", &[3 * width]),
+            b("attn.proj.weight", &[width, width]),
+            b("attn.proj.bias", &[width]),
+            b("norm2.weight", &[width]),
+            b("norm2.bias", &[width]),
+            b("mlp.fc1.weight", &[mlp_hidden, width]),
+            b("mlp.fc1.bias", &[mlp_hidden]),
+            b("mlp.fc2.weight", &[width, mlp_hidden]),
+            b("mlp.fc2.bias", &[width]),
+        ]);
+    }
+    let norm = match pooling {
+        VitPooling::Mean => "fc_norm",
+        VitPooling::Cls => "norm",
+    };
+    expected.extend([
+        v(&format!("{norm}.weight"), &[width]),
+        v(&format!("{norm}.bias"), &[width]),
+        v("head.weight", &[outputs, width]),
+        v("head.bias", &[outputs]),
+    ]);
+    let mut notes = Vec::new();
+    let ignored = ["ID_head."];
+    if tensors.keys().any(|k| k.starts_with("ID_head.")) {
+        notes.push("FMAE-IAT identity head (ID_head.*) left out: it is only used in training".to_string());
+    }
+    check(path, NAME, tensors, &expected, &ignored)?;
+    notes.push(match pooling {
+        VitPooling::Mean => "pooling: mean of the patch tokens then fc_norm (fc_norm.* present)".to_string(),
+        VitPooling::Cls => "pooling: norm then the CLS token (no fc_norm.*)".to_string(),
+    });
+    if options.heads.is_none() {
+        notes.push(format!("attention heads: {heads} (width {width} / 64)"));
+    }
+    Ok(Recognised {
+        architecture: Architecture::Vit {
+            width,
+            depth,
+            heads,
+            patch_size: patch,
+            mlp_hidden,
+            pooling,
+            layer_norm_eps: 1e-6,
+        },
+        au_set,
+        input_size: grid * patch,
+        tensors: expected,
+        notes,
+    })
+}
+
+fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
+    const NAME: &str = "torchvision ResNet";
+    let mut problems = Vec::new();
+    let stem_width = dim(tensors, "conv1.weight", 0, &mut problems);
+    let block =
+        if tensors.contains_key("layer1.0.conv3.weight") { ResnetBlock::Bottleneck } else { ResnetBlock::Basic };
+    let stages = (1..).take_while(|k| tensors.contains_key(&format!("layer{k}.0.conv1.weight"))).count();
+    let mut layers = Vec::new();
+    let mut widths = Vec::new();
+    let mut out_channels = Vec::new();
+    for k in 1..=stages {
+        layers.push(block_count(tensors, &format!("layer{k}.")));
+        widths.push(dim(tensors, &format!("layer{k}.0.conv1.weight"), 0, &mut problems));
+        let last_conv = match block {
+            ResnetBlock::Bottleneck => "conv3",
+            ResnetBlock::Basic => "conv2",
+        };
+        out_channels.push(dim(tensors, &format!("layer{k}.0.{last_conv}.weight"), 0, &mut problems));
+    }
+    let groups = match block {
+        ResnetBlock::Bottleneck => {
+            let per_group = dim(tensors, "layer1.0.conv2.weight", 1, &mut problems);
+            if per_group == 0 {
+                1
+            } else {
+                (widths[0] / per_group).max(1)
+            }
+        }
+        ResnetBlock::Basic => 1,
+    };
+    let outputs = dim(tensors, "fc.weight", 0, &mut problems);
+    if stages == 0 {
+        problems.push("missing: layer1.0.conv1.weight".into());
+    }
+    if !problems.is_empty() {
+        return Err(tensor_error(path, NAME, problems));
+    }
+    let au_set = au_set(path, NAME, outputs)?;
+
+    let mut expected = Vec::new();
+    let mut conv_bn = |prefix: &str, conv: &str, bn: &str, shape: [usize; 4]| {
+        expected.push((format!("{prefix}{conv}.weight"), shape.to_vec()));
+        for part in ["weight", "bias", "running_mean", "running_var"] {
+            expected.push((format!("{prefix}{bn}.{part}"), vec![shape[0]]));
+        }
+    };
+    conv_bn("", "conv1", "bn1", [stem_width, 3, 7, 7]);
+    let mut in_ch = stem_width;
+    for (s, ((&blocks, &w), &out)) in layers.iter().zip(&widths).zip(&out_channels).enumerate() {
+        for b in 0..blocks {
+            let prefix = format!("layer{}.{b}.", s + 1);
+            let stride = if s > 0 && b == 0 { 2 } else { 1 };
+            match block {
+                ResnetBlock::Bottleneck => {
+                    conv_bn(&prefix, "conv1", "bn1", [w, in_ch, 1, 1]);
+                    conv_bn(&prefix, "conv2", "bn2", [w, w / groups, 3, 3]);
+                    conv_bn(&prefix, "conv3", "bn3", [out, w, 1, 1]);
+                }
+                ResnetBlock::Basic => {
+                    conv_bn(&prefix, "conv1", "bn1", [w, in_ch, 3, 3]);
+                    conv_bn(&prefix, "conv2", "bn2", [out, w, 3, 3]);
+                }
+            }
+            if b == 0 && (stride != 1 || in_ch != out) {
+                conv_bn(&prefix, "downsample.0", "downsample.1", [out, in_ch, 1, 1]);
+            }
+            in_ch = out;
+        }
+    }
+    expected.push(("fc.weight".into(), vec![outputs, in_ch]));
+    expected.push(("fc.bias".into(), vec![outputs]));
+    check(path, NAME, tensors, &expected, &[])?;
+    let notes = vec![format!(
+        "{} blocks per stage {:?}, widths {:?}, groups {groups}",
+        match block {
+            ResnetBlock::Bottleneck => "bottleneck",
+            ResnetBlock::Basic => "basic",
+        },
+        layers,
+        widths
+    )];
+    Ok(Recognised {
+        architecture: Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups },
+        au_set,
+        input_size: 224,
+        tensors: expected,
+        notes,
+    })
+}

@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file is not a PyTorch checkpoint this converter can read, or it is damaged.
+    #[error("{}: not a readable PyTorch checkpoint: {reason}", path.display())]
+    Checkpoint { path: PathBuf, reason: String },
+
+    /// No state dict was found where the HRM checkpoints keep it.
+    #[error("{}: no state dict under `model`, `state_dict` or at the top level (top-level entries: {found})", path.display())]
+    NoStateDict { path: PathBuf, found: String },
+
+    /// The tensors belong to a model this converter recognises but cannot convert yet.
+    #[error("{}: {architecture} is recognised but not yet supported: {reason}", path.display())]
+    Unsupported { path: PathBuf, architecture: String, reason: String },
+
+    /// The tensors match no known architecture.
+    #[error("{}: the tensors match no supported architecture (ViT, torchvision ResNet); first keys: {keys}", path.display())]
+    Unrecognised { path: PathBuf, keys: String },
+
+    /// Unknown, missing or mis-shaped tensors: every one is listed, nothing is converted.
+    #[error("{}: the {architecture} state dict does not load strictly:\n  {}", path.display(), problems.join("\n  "))]
+    Tensors { path: PathBuf, architecture: String, problems: Vec<String> },
+
+    /// A command-line choice does not fit the checkpoint (`--heads` not dividing the width, ...).
+    #[error("{0}")]
+    Option(String),
+
+    #[error(transparent)]
+    Core(#[from] hrm_core::Error),
+}
+
+pub type Result<T, E = ConvertError> = std::result::Result<T, E>;
