@@ -42,8 +42,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let spec = &package.manifest.input;
     let per_image = 3 * spec.width * spec.height;
-    println!("model {} on {} with {threads} threads (load {load_ms:.0} ms)", package.manifest.name, config.backend);
-    println!("{:>6} {:>12} {:>12} {:>12} {:>12}", "batch", "median ms", "min ms", "ms/image", "images/s");
+    crate::print(&format!(
+        "model {} on {} with {threads} threads (load {load_ms:.0} ms)\n",
+        package.manifest.name, config.backend
+    ))?;
+    crate::print(&format!(
+        "{:>6} {:>12} {:>12} {:>12} {:>12}\n",
+        "batch", "median ms", "min ms", "ms/image", "images/s"
+    ))?;
     for &batch in &args.batches {
         anyhow::ensure!(batch > 0, "batch sizes start at 1");
         // A fixed pseudo-random input: the values do not change the work done.
@@ -62,12 +68,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
         let median = times[times.len() / 2];
-        println!(
-            "{batch:>6} {median:>12.1} {:>12.1} {:>12.1} {:>12.1}   (first run incl. optimisation {first_ms:.0} ms)",
+        crate::print(&format!(
+            "{batch:>6} {median:>12.1} {:>12.1} {:>12.1} {:>12.1}   (first run incl. optimisation {first_ms:.0} ms)\n",
             times[0],
             median / batch as f64,
             1e3 * batch as f64 / median
-        );
+        ))?;
     }
     Ok(ExitCode::SUCCESS)
 }

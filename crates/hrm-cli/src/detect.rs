@@ -81,7 +81,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         match detector.detect_rgb(&faces) {
             Ok(results) => {
                 for ((index, path, _), aus) in decoded.iter().zip(&results) {
-                    write_face(&mut sink, au_set, path, *index, &aus).with_context(|| "writing results")?;
+                    write_face(&mut sink, au_set, path, *index, aus).with_context(|| "writing results")?;
                 }
             }
             Err(e) => {

@@ -2,7 +2,15 @@
 
 use hrm_core::manifest::{Architecture, OutputKind, ResnetBlock, VitPooling};
 use hrm_core::ModelPackage;
+use std::fmt::Write;
 use std::path::Path;
+
+/// `println!` into a String.
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {
+        writeln!($out, $($arg)*).expect("writing to a String")
+    };
+}
 use std::process::ExitCode;
 
 pub fn describe_architecture(architecture: &Architecture) -> String {
@@ -28,31 +36,38 @@ pub fn describe_architecture(architecture: &Architecture) -> String {
 }
 
 pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
     let package = ModelPackage::load(dir)?;
     let m = &package.manifest;
-    println!("{} — hrm model package (format {})", m.name, m.format);
-    println!("  folder:        {}", dir.display());
-    println!("  architecture:  {}", describe_architecture(&m.architecture));
-    println!(
+    line!(out, "{} — hrm model package (format {})", m.name, m.format);
+    line!(out, "  folder:        {}", dir.display());
+    line!(out, "  architecture:  {}", describe_architecture(&m.architecture));
+    line!(
+        out,
         "  input:         {}x{} {:?}, mean {:?}, std {:?}",
-        m.input.width, m.input.height, m.input.channel_order, m.input.mean, m.input.std
+        m.input.width,
+        m.input.height,
+        m.input.channel_order,
+        m.input.mean,
+        m.input.std
     );
     let output = match m.output {
         OutputKind::Logits => "logits (a sigmoid gives probabilities)",
         OutputKind::Probabilities => "probabilities",
     };
-    println!("  output:        {output}");
-    println!("  AU set:        {} ({} AUs)", m.au_set, m.au_set.len());
+    line!(out, "  output:        {output}");
+    line!(out, "  AU set:        {} ({} AUs)", m.au_set, m.au_set.len());
     for au in m.au_set.aus() {
-        println!("    {:<6} {:<40} threshold {}", au.id, au.name, m.thresholds[au.id]);
+        line!(out, "    {:<6} {:<40} threshold {}", au.id, au.name, m.thresholds[au.id]);
     }
-    println!("  files (sha256 verified):");
-    println!("    {}  {}", m.files.onnx.sha256, m.files.onnx.name);
-    println!("    {}  {}", m.files.weights.sha256, m.files.weights.name);
-    println!("  converted from: {} (sha256 {})", m.source.checkpoint, m.source.sha256);
+    line!(out, "  files (sha256 verified):");
+    line!(out, "    {}  {}", m.files.onnx.sha256, m.files.onnx.name);
+    line!(out, "    {}  {}", m.files.weights.sha256, m.files.weights.name);
+    line!(out, "  converted from: {} (sha256 {})", m.source.checkpoint, m.source.sha256);
     for note in &m.source.notes {
-        println!("    note: {note}");
+        line!(out, "    note: {note}");
     }
-    println!("  licence:       {}", m.source.licence);
+    line!(out, "  licence:       {}", m.source.licence);
+    crate::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -73,6 +73,15 @@ fn convert(checkpoint: PathBuf, out: PathBuf, name: Option<String>, heads: Optio
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes to stdout; a closed pipe (`hrm info PKG | head`) ends the output quietly.
+pub fn print(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// The backends this binary was built with.
 pub fn registry() -> hrm_core::BackendRegistry {
     let mut registry = hrm_core::BackendRegistry::default();

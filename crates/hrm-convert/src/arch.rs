@@ -160,7 +160,7 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
         ));
     }
     let heads = options.heads.unwrap_or(width / 64).max(1);
-    if width % heads != 0 {
+    if !width.is_multiple_of(heads) {
         return Err(ConvertError::Option(format!("{} heads do not divide the width {width}", heads)));
     }
     let pooling = if tensors.keys().any(|k| k.starts_with("fc_norm.")) { VitPooling::Mean } else { VitPooling::Cls };
@@ -252,11 +252,7 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     let groups = match block {
         ResnetBlock::Bottleneck => {
             let per_group = dim(tensors, "layer1.0.conv2.weight", 1, &mut problems);
-            if per_group == 0 {
-                1
-            } else {
-                (widths[0] / per_group).max(1)
-            }
+            widths[0].checked_div(per_group).unwrap_or(1).max(1)
         }
         ResnetBlock::Basic => 1,
     };

@@ -640,7 +640,7 @@ impl Machine<'_> {
 }
 
 fn pairs(items: Vec<Id>) -> Step<Vec<(Id, Id)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("a dict has a key without a value".into());
     }
     Ok(items.chunks_exact(2).map(|p| (p[0], p[1])).collect())

@@ -30,7 +30,7 @@ impl Layout {
             at += len;
         }
         let mut header = serde_json::to_vec(&serde_json::Value::Object(header)).expect("a JSON map serialises");
-        while header.len() % 8 != 0 {
+        while !header.len().is_multiple_of(8) {
             header.push(b' ');
         }
         Layout { header, entries }

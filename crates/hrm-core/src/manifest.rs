@@ -5,9 +5,9 @@
 
 use crate::au::AuSet;
 use crate::error::{Error, Result};
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST_FILE: &str = "hrm-model.toml";
@@ -27,8 +27,8 @@ pub struct Manifest {
     pub output: OutputKind,
     pub input: InputSpec,
     pub architecture: Architecture,
-    /// Presence threshold per AU id; every AU of the set has one.
-    pub thresholds: BTreeMap<String, f32>,
+    /// Presence threshold per AU id, in the set's order; every AU of the set has one.
+    pub thresholds: IndexMap<String, f32>,
     pub files: Files,
     pub source: Source,
 }
@@ -257,14 +257,15 @@ impl Architecture {
 
 /// Checks a table of AU id -> threshold: ids must belong to `set`, values lie in [0, 1]; with
 /// `complete`, every AU of the set must be present.
-pub fn check_thresholds(
+pub fn check_thresholds<'a>(
     file: &Path,
     table: &str,
     set: AuSet,
-    thresholds: &BTreeMap<String, f32>,
+    thresholds: impl IntoIterator<Item = (&'a String, &'a f32)>,
     complete: bool,
 ) -> Result<()> {
-    for (id, &value) in thresholds {
+    let thresholds: Vec<(&String, &f32)> = thresholds.into_iter().collect();
+    for &(id, &value) in &thresholds {
         if set.index_of(id).is_none() {
             let known: Vec<&str> = set.aus().iter().map(|au| au.id).collect();
             return Err(Error::field(
@@ -279,7 +280,7 @@ pub fn check_thresholds(
         }
     }
     if complete {
-        if let Some(missing) = set.aus().iter().find(|au| !thresholds.contains_key(au.id)) {
+        if let Some(missing) = set.aus().iter().find(|au| !thresholds.iter().any(|(id, _)| *id == au.id)) {
             return Err(Error::field(
                 file,
                 format!("{table}.{}", missing.id),

@@ -1,0 +1,229 @@
+//! Bad input gets a clear error naming the problem, and a non-zero exit; nothing is half-written.
+
+mod common;
+use common::*;
+use hrm_testkit::{resnet50, vit, write_checkpoint, Entry, Init, Wrapper};
+use std::path::Path;
+
+fn convert_fails(checkpoint: &Path, needles: &[&str]) {
+    let out = checkpoint.with_extension("pkg");
+    let output = hrm(&["convert", path(checkpoint), "--out", path(&out)]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "expected a failure, got success: {text}");
+    for needle in needles {
+        assert!(text.contains(needle), "the error should mention {needle:?}: {text}");
+    }
+    assert!(!out.exists(), "a failed conversion leaves no package behind");
+    let leftovers: Vec<_> = std::fs::read_dir(checkpoint.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("converting"))
+        .collect();
+    assert!(leftovers.is_empty(), "no staging folder is left behind");
+}
+
+fn small_vit() -> Vec<Entry> {
+    vit(64, 1, 16, 224, 22, true)
+}
+
+#[test]
+fn a_truncated_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixtures().join("mae_face_cls.pth")).unwrap();
+    let truncated = dir.path().join("truncated.pth");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    convert_fails(&truncated, &["truncated.pth", "not a readable PyTorch checkpoint"]);
+}
+
+#[test]
+fn a_corrupt_pickle_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("corrupt.pth");
+    write_checkpoint(&checkpoint, &small_vit(), Wrapper::Model, 1).unwrap();
+    // Overwrite the pickle's opcodes inside the (stored, uncompressed) zip entry.
+    let mut bytes = std::fs::read(&checkpoint).unwrap();
+    let at = bytes.windows(8).position(|w| w == b"data.pkl").unwrap() + 8 + 30;
+    bytes[at..at + 16].fill(0xFE);
+    std::fs::write(&checkpoint, &bytes).unwrap();
+    convert_fails(&checkpoint, &["corrupt.pth", "not a readable PyTorch checkpoint"]);
+}
+
+#[test]
+fn a_file_that_is_not_a_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("notes.pth");
+    std::fs::write(&checkpoint, "these are not weights").unwrap();
+    convert_fails(&checkpoint, &["notes.pth", "not a zip archive"]);
+}
+
+#[test]
+fn recognised_but_unsupported_architectures_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("gru.pth", &["gru.weight_ih_l0", "gru.weight_hh_l0", "fc.weight"], "atypicality GRU"),
+        ("graph.pth", &["backbone.conv1.weight", "head.gnn.U.weight"], "ME-GraphAU"),
+        ("emofan.pth", &["conv1.weight", "m0.b1_2.conv1.weight", "emo_fc_2.weight"], "EmoFAN"),
+    ];
+    for (file, names, architecture) in cases {
+        let entries: Vec<Entry> =
+            names.iter().map(|n| Entry { name: n.to_string(), shape: vec![4, 4], init: Init::Uniform(1.0) }).collect();
+        let checkpoint = dir.path().join(file);
+        write_checkpoint(&checkpoint, &entries, Wrapper::StateDictWithModulePrefix, 1).unwrap();
+        convert_fails(&checkpoint, &[file, architecture, "not yet supported"]);
+    }
+}
+
+#[test]
+fn unknown_missing_and_misshaped_tensors_are_all_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = small_vit();
+    entries.retain(|e| e.name != "blocks.0.attn.proj.bias");
+    entries.iter_mut().find(|e| e.name == "blocks.0.mlp.fc2.bias").unwrap().shape = vec![65];
+    entries.push(Entry { name: "blocks.0.ls1.gamma".into(), shape: vec![64], init: Init::Constant(1.0) });
+    let checkpoint = dir.path().join("loose.pth");
+    write_checkpoint(&checkpoint, &entries, Wrapper::Model, 1).unwrap();
+    convert_fails(
+        &checkpoint,
+        &[
+            "loose.pth",
+            "missing: blocks.0.attn.proj.bias",
+            "mis-shaped: blocks.0.mlp.fc2.bias",
+            "unknown: blocks.0.ls1.gamma",
+        ],
+    );
+}
+
+#[test]
+fn a_cls_checkpoint_with_an_extra_fc_norm_is_refused_not_guessed() {
+    // Both `norm` and `fc_norm`: one of them would be silently ignored by strict=False.
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = small_vit();
+    entries.push(Entry { name: "norm.weight".into(), shape: vec![64], init: Init::Constant(1.0) });
+    let checkpoint = dir.path().join("both_norms.pth");
+    write_checkpoint(&checkpoint, &entries, Wrapper::Model, 1).unwrap();
+    convert_fails(&checkpoint, &["unknown: norm.weight"]);
+}
+
+#[test]
+fn a_classifier_that_is_not_an_hrm_au_set_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("imagenet.pth");
+    write_checkpoint(&checkpoint, &vit(64, 1, 16, 224, 1000, false), Wrapper::Model, 1).unwrap();
+    convert_fails(&checkpoint, &["1000 outputs", "22"]);
+}
+
+#[test]
+fn a_package_with_a_wrong_hash_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("pkg");
+    convert_fixture("resnet_basic", &package);
+    let weights = package.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    for args in [
+        vec!["info", path(&package)],
+        vec!["detect", "--aligned", "--model", path(&package), path(&shared_images()[0])],
+    ] {
+        let output = hrm(&args);
+        let text = stderr(&output);
+        assert!(!output.status.success());
+        assert!(text.contains("model.safetensors") && text.contains("sha256 mismatch"), "{text}");
+    }
+}
+
+#[test]
+fn a_manifest_with_a_bad_field_names_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("pkg");
+    convert_fixture("resnet_basic", &package);
+    let manifest = package.join("hrm-model.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, text.replace("AU12 = 0.5", "AU12 = 1.5")).unwrap();
+    let output = hrm(&["info", path(&package)]);
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert!(
+        text.contains("hrm-model.toml") && text.contains("thresholds.AU12") && text.contains("found 1.5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_config_with_an_unknown_key_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mine.toml");
+    std::fs::write(&config, "backend = \"tract\"\nbatch_sise = 4\n").unwrap();
+    let output = hrm(&["detect", "--aligned", "--config", path(&config), path(&shared_images()[0])]);
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert!(text.contains("mine.toml") && text.contains("batch_sise"), "{text}");
+}
+
+#[test]
+fn a_folder_with_non_images_reports_each_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("pkg");
+    convert_fixture("resnet_basic", &package);
+    let inputs = dir.path().join("inputs");
+    std::fs::create_dir_all(inputs.join("nested")).unwrap();
+    let images = shared_images();
+    std::fs::copy(&images[0], inputs.join("a.jpg")).unwrap();
+    std::fs::copy(&images[1], inputs.join("nested/c.jpg")).unwrap();
+    std::fs::write(inputs.join("b.txt"), "not an image").unwrap();
+    let jpeg = std::fs::read(&images[2]).unwrap();
+    std::fs::write(inputs.join("broken.jpg"), &jpeg[..jpeg.len() / 3]).unwrap();
+    let out = dir.path().join("out.jsonl");
+
+    let output = hrm(&["detect", "--aligned", "--model", path(&package), "--output", path(&out), path(&inputs)]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "failures give a non-zero exit");
+    assert!(text.contains("2 of 4 inputs failed"), "{text}");
+    assert!(text.contains("b.txt") && text.contains("not a recognised image format"), "{text}");
+    assert!(text.contains("broken.jpg") && text.contains("truncated"), "{text}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    let files: Vec<String> = written
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["file"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(files.len(), 2, "the readable images are all written: {written}");
+    assert!(files[0].ends_with("a.jpg") && files[1].ends_with("nested/c.jpg"), "sorted, recursive: {files:?}");
+}
+
+#[test]
+fn full_size_vit_b16_and_resnet50_convert_and_run_with_the_right_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "vit_b16.pth",
+            vit(768, 12, 16, 224, 22, true),
+            Wrapper::Model,
+            "ViT/16: width 768, depth 12, 12 heads, MLP 3072",
+        ),
+        (
+            "resnet50.pth",
+            resnet50(22),
+            Wrapper::TopLevel,
+            "ResNet-50 (bottleneck blocks [3, 4, 6, 3], widths [64, 128, 256, 512]",
+        ),
+    ];
+    for (file, entries, wrapper, description) in cases {
+        let checkpoint = dir.path().join(file);
+        write_checkpoint(&checkpoint, &entries, wrapper, 7).unwrap();
+        let package = dir.path().join(file).with_extension("pkg");
+        let output = hrm(&["convert", path(&checkpoint), "--out", path(&package)]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stderr(&output).contains(description), "{}", stderr(&output));
+        // Two faces of different sizes in one run.
+        let images = shared_images();
+        let output = hrm(&["detect", "--aligned", "--model", path(&package), path(&images[0]), path(&images[4])]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        for line in String::from_utf8(output.stdout).unwrap().lines() {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let aus = row["aus"].as_object().unwrap();
+            assert_eq!(aus.len(), 22);
+            assert!(aus.values().all(|p| (0.0..=1.0).contains(&p.as_f64().unwrap())));
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `hrm convert` + `hrm detect --aligned` against PyTorch: the probabilities written by
+//! `tools/make_fixtures.py` (timm / torchvision models, HRM's pre-processing) on the shared
+//! photographs, end to end from the image files.
+
+mod common;
+use common::*;
+
+const TOLERANCE: f64 = 1e-4;
+
+fn check_fixture(name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join(name);
+    convert_fixture(name, &package);
+    let images = shared_images();
+    let mut args = vec!["detect", "--aligned", "--format", "json", "--model", path(&package)];
+    args.extend(images.iter().map(|p| path(p)));
+    let output = hrm(&args);
+    assert!(output.status.success(), "hrm detect: {}", stderr(&output));
+
+    let expected = expected();
+    let reference = &expected["fixtures"][name]["probabilities"];
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), images.len(), "one line per aligned face");
+    let mut worst = 0f64;
+    for (line, image) in lines.iter().zip(&images) {
+        assert_eq!(line["file"], path(image));
+        assert_eq!(line["face"], 0);
+        let aus = line["aus"].as_object().unwrap();
+        let ids: Vec<&str> = aus.keys().map(String::as_str).collect();
+        assert_eq!(ids[..3], ["AU1", "AU2", "AU4"]);
+        assert_eq!(ids.len(), 22);
+        let file_name = image.file_name().unwrap().to_str().unwrap();
+        let want = reference[file_name].as_array().unwrap();
+        for ((id, got), want) in aus.iter().zip(want) {
+            let (got, want) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+            worst = worst.max((got - want).abs());
+            assert!((got - want).abs() <= TOLERANCE, "{name} {file_name} {id}: hrm {got}, PyTorch {want}");
+            assert_eq!(line["present"][id].as_bool().unwrap(), got >= 0.5, "{id} presence follows the 0.5 threshold");
+        }
+    }
+    eprintln!("{name}: max |hrm - PyTorch| = {worst:.2e}");
+}
+
+#[test]
+fn mae_face_with_global_pooling_matches_pytorch() {
+    check_fixture("mae_face_gap");
+}
+
+#[test]
+fn mae_face_with_the_cls_token_matches_pytorch() {
+    check_fixture("mae_face_cls");
+}
+
+#[test]
+fn fmae_iat_with_args_optimizer_and_id_head_matches_pytorch() {
+    check_fixture("fmae_iat");
+}
+
+#[test]
+fn torchvision_bottleneck_resnet_matches_pytorch() {
+    check_fixture("resnet_bottleneck");
+}
+
+#[test]
+fn torchvision_basic_resnet_from_a_dataparallel_state_dict_matches_pytorch() {
+    check_fixture("resnet_basic");
+}
+
+#[test]
+fn csv_output_has_the_hrm_demo_layout_and_a_probability_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("pkg");
+    convert_fixture("mae_face_cls", &package);
+    let images = shared_images();
+    let csv = dir.path().join("predict.csv");
+    let mut args = vec!["detect", "--aligned", "--format", "csv", "--output", path(&csv), "--model", path(&package)];
+    args.extend(images.iter().map(|p| path(p)));
+    let output = hrm(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let presence = std::fs::read_to_string(&csv).unwrap();
+    let probabilities = std::fs::read_to_string(dir.path().join("predict_prob.csv")).unwrap();
+    let mut rows = presence.lines();
+    assert_eq!(rows.next().unwrap(), "frame,1,2,4,6,7,9,10,12,14,15,16,17,18,19,20,23,24,25,27,28,32,43");
+    let mut prob_rows = probabilities.lines();
+    assert!(prob_rows.next().unwrap().starts_with("file,frame,1,2,4,"));
+    let expected = expected();
+    for (index, (image, (row, prob_row))) in images.iter().zip(rows.zip(prob_rows)).enumerate() {
+        let flags: Vec<&str> = row.split(',').collect();
+        // "45-m7-di-ph.jpg" -> frame 7: the last digits in the name, as the HRM demo reads frames;
+        // "multi_face.jpg" has none and gets its 1-based position.
+        let stem = image.file_stem().unwrap().to_str().unwrap();
+        let digits: String =
+            stem.chars().rev().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+        let frame = if digits.is_empty() { (index + 1).to_string() } else { digits.chars().rev().collect() };
+        assert_eq!(flags[0], frame);
+        let want = &expected["fixtures"]["mae_face_cls"]["probabilities"][image.file_name().unwrap().to_str().unwrap()];
+        let probs: Vec<f64> = prob_row.split(',').skip(2).map(|v| v.parse().unwrap()).collect();
+        for (i, (flag, p)) in flags[1..].iter().zip(&probs).enumerate() {
+            let want = want[i].as_f64().unwrap();
+            assert!((p - want).abs() <= TOLERANCE);
+            assert_eq!(*flag, if *p >= 0.5 { "1" } else { "0" });
+        }
+    }
+}

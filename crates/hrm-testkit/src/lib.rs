@@ -1,0 +1,242 @@
+//! Writes checkpoints the way `torch.save` does (a zip with `data.pkl` and one entry per storage),
+//! so tests and benchmarks can make full-size models with random weights without Python.
+
+use std::io::Write;
+use std::path::Path;
+
+/// A tensor to save: name, shape, and values (generated when the file is written).
+pub struct Entry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// How a tensor's values are generated.
+#[derive(Clone, Copy)]
+pub enum Init {
+    /// Uniform in ±sqrt(3 / fan_in): unit-variance activations through a linear layer.
+    FanIn(usize),
+    /// Uniform in ±scale.
+    Uniform(f32),
+    /// Every value equal (LayerNorm / BatchNorm scales).
+    Constant(f32),
+}
+
+/// Where the state dict sits in the saved object, as the HRM checkpoints differ.
+pub enum Wrapper {
+    /// `{'model': state_dict, 'epoch': 1}` (MAE-Face, FMAE).
+    Model,
+    /// `{'state_dict': state_dict}` with `module.` prefixes (ME-GraphAU, DataParallel).
+    StateDictWithModulePrefix,
+    /// The state dict itself.
+    TopLevel,
+}
+
+fn entry(name: impl Into<String>, shape: &[usize], init: Init) -> Entry {
+    Entry { name: name.into(), shape: shape.to_vec(), init }
+}
+
+/// A timm ViT state dict (`fc_norm` with mean pooling, else `norm` + CLS).
+pub fn vit(width: usize, depth: usize, patch: usize, image: usize, outputs: usize, mean_pooling: bool) -> Vec<Entry> {
+    let tokens = (image / patch) * (image / patch) + 1;
+    let hidden = 4 * width;
+    let mut e = vec![
+        entry("cls_token", &[1, 1, width], Init::Uniform(0.1)),
+        entry("pos_embed", &[1, tokens, width], Init::Uniform(0.1)),
+        entry("patch_embed.proj.weight", &[width, 3, patch, patch], Init::FanIn(3 * patch * patch)),
+        entry("patch_embed.proj.bias", &[width], Init::Uniform(0.1)),
+    ];
+    for i in 0..depth {
+        let b = |part: &str, shape: &[usize], init| entry(format!("blocks.{i}.{part}"), shape, init);
+        e.extend([
+            b("norm1.weight", &[width], Init::Constant(1.0)),
+            b("norm1.bias", &[width], Init::Uniform(0.1)),
+            b("attn.qkv.weight", &[3 * width, width], Init::FanIn(width)),
+            b("attn.qkv.bias", &[3 * width], Init::Uniform(0.1)),
+            b("attn.proj.weight", &[width, width], Init::FanIn(width)),
+            b("attn.proj.bias", &[width], Init::Uniform(0.1)),
+            b("norm2.weight", &[width], Init::Constant(1.0)),
+            b("norm2.bias", &[width], Init::Uniform(0.1)),
+            b("mlp.fc1.weight", &[hidden, width], Init::FanIn(width)),
+            b("mlp.fc1.bias", &[hidden], Init::Uniform(0.1)),
+            b("mlp.fc2.weight", &[width, hidden], Init::FanIn(hidden)),
+            b("mlp.fc2.bias", &[width], Init::Uniform(0.1)),
+        ]);
+    }
+    let norm = if mean_pooling { "fc_norm" } else { "norm" };
+    e.extend([
+        entry(format!("{norm}.weight"), &[width], Init::Constant(1.0)),
+        entry(format!("{norm}.bias"), &[width], Init::Uniform(0.1)),
+        entry("head.weight", &[outputs, width], Init::FanIn(width)),
+        entry("head.bias", &[outputs], Init::Uniform(0.1)),
+    ]);
+    e
+}
+
+/// torchvision's ResNet-50 (bottleneck, 3-4-6-3) state dict with `outputs` classes.
+pub fn resnet50(outputs: usize) -> Vec<Entry> {
+    let mut e = Vec::new();
+    let conv_bn = |e: &mut Vec<Entry>, conv: String, bn: String, shape: [usize; 4]| {
+        e.push(entry(format!("{conv}.weight"), &shape, Init::FanIn(shape[1] * shape[2] * shape[3])));
+        e.push(entry(format!("{bn}.weight"), &[shape[0]], Init::Constant(1.0)));
+        e.push(entry(format!("{bn}.bias"), &[shape[0]], Init::Uniform(0.1)));
+        e.push(entry(format!("{bn}.running_mean"), &[shape[0]], Init::Uniform(0.1)));
+        e.push(entry(format!("{bn}.running_var"), &[shape[0]], Init::Constant(1.0)));
+    };
+    conv_bn(&mut e, "conv1".into(), "bn1".into(), [64, 3, 7, 7]);
+    let mut inplanes = 64;
+    for (stage, (blocks, planes)) in [(3, 64), (4, 128), (6, 256), (3, 512)].into_iter().enumerate() {
+        for b in 0..blocks {
+            let p = format!("layer{}.{b}", stage + 1);
+            conv_bn(&mut e, format!("{p}.conv1"), format!("{p}.bn1"), [planes, inplanes, 1, 1]);
+            conv_bn(&mut e, format!("{p}.conv2"), format!("{p}.bn2"), [planes, planes, 3, 3]);
+            conv_bn(&mut e, format!("{p}.conv3"), format!("{p}.bn3"), [planes * 4, planes, 1, 1]);
+            if b == 0 {
+                conv_bn(&mut e, format!("{p}.downsample.0"), format!("{p}.downsample.1"), [planes * 4, inplanes, 1, 1]);
+            }
+            inplanes = planes * 4;
+        }
+    }
+    e.push(entry("fc.weight", &[outputs, 2048], Init::FanIn(2048)));
+    e.push(entry("fc.bias", &[outputs], Init::Uniform(0.1)));
+    e
+}
+
+/// A small deterministic generator (xorshift64*), so checkpoints are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn uniform(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let bits = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+        bits as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// Pickle opcodes used below (protocol 2, as `torch.save` writes).
+mod op {
+    pub const PROTO: u8 = 0x80;
+    pub const MARK: u8 = b'(';
+    pub const STOP: u8 = b'.';
+    pub const EMPTY_DICT: u8 = b'}';
+    pub const EMPTY_TUPLE: u8 = b')';
+    pub const TUPLE: u8 = b't';
+    pub const SETITEMS: u8 = b'u';
+    pub const BINUNICODE: u8 = b'X';
+    pub const BININT: u8 = b'J';
+    pub const GLOBAL: u8 = b'c';
+    pub const REDUCE: u8 = b'R';
+    pub const BINPERSID: u8 = b'Q';
+    pub const NEWFALSE: u8 = 0x89;
+}
+
+struct Pickler(Vec<u8>);
+
+impl Pickler {
+    fn str(&mut self, s: &str) {
+        self.0.push(op::BINUNICODE);
+        self.0.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn int(&mut self, v: usize) {
+        self.0.push(op::BININT);
+        self.0.extend_from_slice(&(v as i32).to_le_bytes());
+    }
+
+    fn global(&mut self, module: &str, name: &str) {
+        self.0.push(op::GLOBAL);
+        self.0.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+    }
+
+    fn ordered_dict(&mut self) {
+        self.global("collections", "OrderedDict");
+        self.0.extend_from_slice(&[op::EMPTY_TUPLE, op::REDUCE]);
+    }
+
+    fn int_tuple(&mut self, values: &[usize]) {
+        self.0.push(op::MARK);
+        values.iter().for_each(|&v| self.int(v));
+        self.0.push(op::TUPLE);
+    }
+
+    /// `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`
+    fn tensor(&mut self, key: usize, shape: &[usize]) {
+        self.global("torch._utils", "_rebuild_tensor_v2");
+        self.0.push(op::MARK);
+        self.0.push(op::MARK);
+        self.str("storage");
+        self.global("torch", "FloatStorage");
+        self.str(&key.to_string());
+        self.str("cpu");
+        self.int(shape.iter().product());
+        self.0.extend_from_slice(&[op::TUPLE, op::BINPERSID]);
+        self.int(0);
+        self.int_tuple(shape);
+        let mut stride = vec![1; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            stride[i] = stride[i + 1] * shape[i + 1];
+        }
+        self.int_tuple(&stride);
+        self.0.push(op::NEWFALSE);
+        self.ordered_dict();
+        self.0.extend_from_slice(&[op::TUPLE, op::REDUCE]);
+    }
+}
+
+/// Writes `entries` as a PyTorch checkpoint at `path`, with values from a seeded generator.
+pub fn write_checkpoint(path: &Path, entries: &[Entry], wrapper: Wrapper, seed: u64) -> std::io::Result<()> {
+    let mut p = Pickler(vec![op::PROTO, 2]);
+    // {'model' | 'state_dict': OrderedDict(...), 'epoch': 1}, or the OrderedDict alone
+    let (outer_key, prefix) = match wrapper {
+        Wrapper::Model => (Some("model"), ""),
+        Wrapper::StateDictWithModulePrefix => (Some("state_dict"), "module."),
+        Wrapper::TopLevel => (None, ""),
+    };
+    if let Some(key) = outer_key {
+        p.0.extend_from_slice(&[op::EMPTY_DICT, op::MARK]);
+        p.str(key);
+    }
+    p.ordered_dict();
+    p.0.push(op::MARK);
+    for (key, e) in entries.iter().enumerate() {
+        p.str(&format!("{prefix}{}", e.name));
+        p.tensor(key, &e.shape);
+    }
+    p.0.push(op::SETITEMS);
+    if outer_key.is_some() {
+        p.str("epoch");
+        p.int(1);
+        p.0.push(op::SETITEMS);
+    }
+    p.0.push(op::STOP);
+
+    let archive = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path)?);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file(format!("{archive}/data.pkl"), options)?;
+    zip.write_all(&p.0)?;
+    zip.start_file(format!("{archive}/byteorder"), options)?;
+    zip.write_all(b"little")?;
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    for (key, e) in entries.iter().enumerate() {
+        zip.start_file(format!("{archive}/data/{key}"), options)?;
+        let n: usize = e.shape.iter().product();
+        let mut bytes = Vec::with_capacity(n * 4);
+        for _ in 0..n {
+            let v = match e.init {
+                Init::FanIn(fan_in) => rng.uniform() * (3.0 / fan_in as f32).sqrt(),
+                Init::Uniform(scale) => rng.uniform() * scale,
+                Init::Constant(c) => c,
+            };
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        zip.write_all(&bytes)?;
+    }
+    zip.start_file(format!("{archive}/version"), options)?;
+    zip.write_all(b"3\n")?;
+    zip.finish()?;
+    Ok(())
+}
