@@ -53,22 +53,27 @@ fn vit(
     // The blocks work on [N * tokens, D] rows so every linear layer is one Gemm.
     let rows = g.ints(&[-1, d]);
     let mut x = g.op("Reshape", &[&x, &rows], &[]);
-    let split_heads = g.ints(&[-1, tokens, 3, heads as i64, head_dim as i64]);
+    let split_heads = g.ints(&[-1, tokens, heads as i64, head_dim as i64]);
     let scale = g.scalar((head_dim as f32).powf(-0.5));
-    let (q_index, k_index, v_index) = (g.scalar_int(0), g.scalar_int(1), g.scalar_int(2));
-    let sqrt2 = g.scalar(std::f32::consts::SQRT_2);
+    let (q_start, k_start, v_start, v_end) = (g.ints(&[0]), g.ints(&[d]), g.ints(&[2 * d]), g.ints(&[3 * d]));
+    let columns = g.ints(&[1]);
+    let inv_sqrt2 = g.scalar(2f32.sqrt().recip());
     let (half, one_f) = (g.scalar(0.5), g.scalar(1.0));
     for i in 0..depth {
         let name = |part: &str| format!("blocks.{i}.{part}");
         let h = layer_norm(g, &x, &name("norm1"), eps);
         let qkv = linear(g, &h, &name("attn.qkv"));
-        let qkv = g.op("Reshape", &[&qkv, &split_heads], &[]);
-        let qkv = g.op("Transpose", &[&qkv], &[Attr::Ints("perm", &[2, 0, 3, 1, 4])]);
-        let q = g.op("Gather", &[&qkv, &q_index], &[Attr::Int("axis", 0)]);
-        let k = g.op("Gather", &[&qkv, &k_index], &[Attr::Int("axis", 0)]);
-        let v = g.op("Gather", &[&qkv, &v_index], &[Attr::Int("axis", 0)]);
+        // q, k and v are column blocks of the fused projection; K goes straight to [N, H, Dh, T].
+        let q = g.op("Slice", &[&qkv, &q_start, &k_start, &columns], &[]);
+        let k = g.op("Slice", &[&qkv, &k_start, &v_start, &columns], &[]);
+        let v = g.op("Slice", &[&qkv, &v_start, &v_end, &columns], &[]);
+        let q = g.op("Reshape", &[&q, &split_heads], &[]);
+        let k = g.op("Reshape", &[&k, &split_heads], &[]);
+        let v = g.op("Reshape", &[&v, &split_heads], &[]);
+        let q = g.op("Transpose", &[&q], &[Attr::Ints("perm", &[0, 2, 1, 3])]);
+        let kt = g.op("Transpose", &[&k], &[Attr::Ints("perm", &[0, 2, 3, 1])]);
+        let v = g.op("Transpose", &[&v], &[Attr::Ints("perm", &[0, 2, 1, 3])]);
         let q = g.op("Mul", &[&q, &scale], &[]);
-        let kt = g.op("Transpose", &[&k], &[Attr::Ints("perm", &[0, 1, 3, 2])]);
         let attn = g.op("MatMul", &[&q, &kt], &[]);
         let attn = g.op("Softmax", &[&attn], &[Attr::Int("axis", -1)]);
         let o = g.op("MatMul", &[&attn, &v], &[]);
@@ -79,12 +84,13 @@ fn vit(
 
         let h = layer_norm(g, &x, &name("norm2"), eps);
         let h = linear(g, &h, &name("mlp.fc1"));
-        // Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2)))
-        let e = g.op("Div", &[&h, &sqrt2], &[]);
+        // Exact GELU as PyTorch computes it, (x * 0.5) * (1 + erf(x * (1 / sqrt 2))): the form
+        // tract recognises and runs as one fused kernel.
+        let e = g.op("Mul", &[&h, &inv_sqrt2], &[]);
         let e = g.op("Erf", &[&e], &[]);
         let e = g.op("Add", &[&e, &one_f], &[]);
-        let h = g.op("Mul", &[&h, &e], &[]);
-        let h = g.op("Mul", &[&h, &half], &[]);
+        let half_h = g.op("Mul", &[&h, &half], &[]);
+        let h = g.op("Mul", &[&half_h, &e], &[]);
         let h = linear(g, &h, &name("mlp.fc2"));
         x = g.op("Add", &[&x, &h], &[]);
     }
@@ -101,7 +107,8 @@ fn vit(
         VitPooling::Cls => {
             let x = layer_norm(g, &x, "norm", eps);
             let x = g.op("Reshape", &[&x, &per_image], &[]);
-            g.op("Gather", &[&x, &q_index], &[Attr::Int("axis", 1)])
+            let first = g.scalar_int(0);
+            g.op("Gather", &[&x, &first], &[Attr::Int("axis", 1)])
         }
     };
     linear(g, &pooled, "head")

@@ -183,7 +183,7 @@ type Step<T> = Result<T, String>;
 pub fn load(data: &[u8]) -> Result<Value, PickleError> {
     let mut m = Machine { data, pos: 0, arena: Vec::new(), stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
     let root = m.run().map_err(|message| PickleError { offset: m.pos, message })?;
-    let mut budget = 50_000_000usize;
+    let mut budget = 5_000_000usize;
     m.materialise(root, 0, &mut budget).map_err(|message| PickleError { offset: m.pos, message })
 }
 
@@ -252,6 +252,15 @@ impl Machine<'_> {
     fn pop_mark(&mut self) -> Step<Vec<Id>> {
         let mark = self.marks.pop().ok_or("an opcode needs a MARK that is not there")?;
         Ok(self.stack.split_off(mark))
+    }
+
+    /// The memo key of GET / PUT (text), BINGET / BINPUT (one byte), LONG_BINGET / LONG_BINPUT (four).
+    fn memo_index(&mut self, op: u8) -> Step<u64> {
+        match op {
+            b'g' | b'p' => self.line()?.trim().parse().map_err(|_| "a memo index that is not a number".into()),
+            b'h' | b'q' => Ok(self.u8()? as u64),
+            _ => Ok(self.u32()? as u64),
+        }
     }
 
     fn memo_get(&mut self, key: u64) -> Step<()> {
@@ -414,28 +423,12 @@ impl Machine<'_> {
                     let dict = self.top()?;
                     self.set_items(dict, pairs(items)?)?;
                 }
-                b'g' => {
-                    let key = self.line()?.parse().map_err(|_| "bad GET index")?;
+                b'g' | b'h' | b'j' => {
+                    let key = self.memo_index(op)?;
                     self.memo_get(key)?
                 }
-                b'h' => {
-                    let key = self.u8()? as u64;
-                    self.memo_get(key)?
-                }
-                b'j' => {
-                    let key = self.u32()? as u64;
-                    self.memo_get(key)?
-                }
-                b'p' => {
-                    let key = self.line()?.parse().map_err(|_| "bad PUT index")?;
-                    self.memo_put(key)?
-                }
-                b'q' => {
-                    let key = self.u8()? as u64;
-                    self.memo_put(key)?
-                }
-                b'r' => {
-                    let key = self.u32()? as u64;
+                b'p' | b'q' | b'r' => {
+                    let key = self.memo_index(op)?;
                     self.memo_put(key)?
                 }
                 0x94 => {
@@ -673,5 +666,72 @@ fn node_kind(node: &Node) -> &'static str {
         Node::Tensor(_) => "tensor",
         Node::Object { .. } => "object",
         Node::Opaque(_) => "opaque value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> Value {
+        Value::Str(text.into())
+    }
+
+    #[test]
+    fn a_memoised_container_is_seen_filled_from_every_reference() {
+        // pickle.dumps([d, d], protocol=2) with d = {'x': 1}
+        let bytes = b"\x80\x02]q\x00(}q\x01X\x01\x00\x00\x00xq\x02K\x01sh\x01e.";
+        let one = Value::Dict(vec![(s("x"), Value::Int(1))]);
+        assert_eq!(load(bytes).unwrap(), Value::List(vec![one.clone(), one]));
+    }
+
+    #[test]
+    fn scalars_bytes_tuples_and_namespaces() {
+        // {'big': 2**70, 'neg': -5, 'f': 1.5, 't': (1, 2, 3), 'n': None, 'b': b'ab',
+        //  'args': argparse.Namespace(lr=0.1, model='vit')}, protocol 2
+        let bytes = b"\x80\x02}q\x00(X\x03\x00\x00\x00bigq\x01\x8a\t\x00\x00\x00\x00\x00\x00\x00\x00@X\x03\x00\x00\x00negq\x02J\xfb\xff\xff\xffX\x01\x00\x00\x00fq\x03G?\xf8\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00tq\x04K\x01K\x02K\x03\x87q\x05X\x01\x00\x00\x00nq\x06NX\x01\x00\x00\x00bq\x07c_codecs\nencode\nq\x08X\x02\x00\x00\x00abq\tX\x06\x00\x00\x00latin1q\n\x86q\x0bRq\x0cX\x04\x00\x00\x00argsq\rcargparse\nNamespace\nq\x0e)\x81q\x0f}q\x10(X\x02\x00\x00\x00lrq\x11G?\xb9\x99\x99\x99\x99\x99\x9aX\x05\x00\x00\x00modelq\x12X\x03\x00\x00\x00vitq\x13ubu.";
+        let value = load(bytes).unwrap();
+        assert_eq!(value.get("big"), Some(&Value::Opaque("9-byte integer".into())));
+        assert_eq!(value.get("neg"), Some(&Value::Int(-5)));
+        assert_eq!(value.get("f"), Some(&Value::Float(1.5)));
+        assert_eq!(value.get("t"), Some(&Value::Tuple(vec![Value::Int(1), Value::Int(2), Value::Int(3)])));
+        assert_eq!(value.get("n"), Some(&Value::None));
+        let args = value.get("args").unwrap();
+        assert_eq!(args.kind(), "argparse.Namespace");
+        assert_eq!(args.get("model"), Some(&s("vit")));
+        assert_eq!(args.get("lr"), Some(&Value::Float(0.1)));
+    }
+
+    #[test]
+    fn protocol_4_frames_and_memoize() {
+        let bytes = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x01x\x94]\x94(K\x01K\x02es.";
+        assert_eq!(load(bytes).unwrap(), Value::Dict(vec![(s("x"), Value::List(vec![Value::Int(1), Value::Int(2)]))]));
+    }
+
+    #[test]
+    fn malformed_pickles_are_errors_with_an_offset() {
+        for (bytes, needle) in [
+            (&b"\x80\x02}q\x00(X\x03\x00"[..], "ends in the middle"),
+            (&b"\x80\x02h\x05."[..], "memo entry 5"),
+            (&b"\x80\x02\xff"[..], "unknown opcode 0xff"),
+            (&b"\x80\x02."[..], "underflows"),
+            (&b"\x80\x02))\x81."[..], "REDUCE calls a tuple"),
+        ] {
+            let err = load(bytes).unwrap_err();
+            assert!(err.message.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn self_similar_pickles_cannot_explode_memory() {
+        // l0 = []; l1 = [l0, l0]; l2 = [l1, l1] ... 40 levels share one object per level, which
+        // unshared would be 2^40 nodes: the expansion budget stops it.
+        let mut bytes = b"\x80\x02]q\x00".to_vec();
+        for level in 1..=40u8 {
+            bytes.extend_from_slice(&[b'h', level - 1, b'h', level - 1, 0x86, b'q', level]);
+        }
+        bytes.push(b'.');
+        let err = load(&bytes).unwrap_err();
+        assert!(err.message.contains("too many objects"), "{err}");
     }
 }
