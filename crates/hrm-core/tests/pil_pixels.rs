@@ -47,3 +47,21 @@ fn png_round_trip_is_exact_and_gray_becomes_rgb() {
     assert_eq!(rgb.data, want);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn sixteen_bit_pngs_decode_as_pil_opens_them() {
+    // PIL 13: a 16-bit RGB PNG opens as "RGB" keeping the high byte; 16-bit gray opens as "I;16",
+    // which convert('RGB') clips to 255. Values printed by PIL for these exact samples.
+    let dir = std::env::temp_dir().join(format!("hrm-png16-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rgb_path = dir.join("rgb16.png");
+    let rgb: Vec<u16> = vec![0, 300, 65535, 257, 1000, 40000];
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(2, 1, rgb).unwrap().save(&rgb_path).unwrap();
+    assert_eq!(decode_file(&rgb_path).unwrap().data, [0, 1, 255, 1, 3, 156]);
+    let gray_path = dir.join("gray16.png");
+    let gray: Vec<u16> = vec![0, 100, 255, 256, 1000, 65535];
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(6, 1, gray).unwrap().save(&gray_path).unwrap();
+    let want: Vec<u8> = [0u8, 100, 255, 255, 255, 255].iter().flat_map(|&v| [v; 3]).collect();
+    assert_eq!(decode_file(&gray_path).unwrap().data, want);
+    std::fs::remove_dir_all(dir).unwrap();
+}
