@@ -6,6 +6,7 @@ pub mod au;
 pub mod config;
 pub mod detector;
 pub mod error;
+pub mod face;
 pub mod image;
 pub mod manifest;
 pub mod preprocess;

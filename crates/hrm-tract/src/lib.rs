@@ -8,6 +8,8 @@
 //! cost twice as much per image as single ones on a 2-core AVX2 machine (ResNet-50: 150 ms/image
 //! at batch 8, 72 ms at batch 1), while a ViT's batched matrix products gain a little.
 
+pub mod yunet;
+
 use hrm_core::manifest::Architecture;
 use hrm_core::{Backend, BackendOptions, Error, InferenceSession, ModelPackage, Result};
 use std::collections::HashMap;

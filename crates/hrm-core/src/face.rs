@@ -1,0 +1,202 @@
+//! Faces found in a frame, and the backend-free half of YuNet: laying a frame out as the network
+//! wants it, decoding its outputs, and non-maximum suppression. Backends only run the graph.
+
+use crate::image::{ImageView, RgbImage};
+use crate::resize::resize_bilinear;
+
+/// One detected face, in the frame's own pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Face {
+    /// `[x, y, width, height]`.
+    pub bbox: [f32; 4],
+    /// Right eye, left eye, nose tip, right mouth corner, left mouth corner (the subject's right,
+    /// which is the image's left), as YuNet and OpenCV order them.
+    pub keypoints: [[f32; 2]; 5],
+    pub score: f32,
+}
+
+/// Something that finds faces in frames (YuNet on a backend).
+pub trait FaceDetector: Send {
+    fn detect(&mut self, frame: &ImageView<'_>) -> crate::Result<Vec<Face>>;
+}
+
+/// Filters applied after decoding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionLimits {
+    pub score_threshold: f32,
+    pub nms_threshold: f32,
+    /// Faces whose box is smaller than this on its longer side (in frame pixels) are dropped.
+    pub min_face_size: f32,
+    /// At most this many faces, the highest scores first; 0 means no limit.
+    pub max_faces: usize,
+}
+
+impl Default for DetectionLimits {
+    fn default() -> Self {
+        DetectionLimits { score_threshold: 0.6, nms_threshold: 0.3, min_face_size: 0.0, max_faces: 0 }
+    }
+}
+
+/// How a frame maps onto the network input: scaled by `scale`, placed at the top left, padded
+/// with zeros to `width` x `height`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    pub width: usize,
+    pub height: usize,
+    pub scale: f32,
+}
+
+impl Placement {
+    /// Letterbox into a fixed input: shrink (never enlarge) to fit, keeping the aspect ratio.
+    pub fn letterbox(frame_width: usize, frame_height: usize, input_width: usize, input_height: usize) -> Placement {
+        let scale = (input_width as f32 / frame_width as f32).min(input_height as f32 / frame_height as f32).min(1.0);
+        Placement { width: input_width, height: input_height, scale }
+    }
+
+    /// A free-size input: the frame itself (shrunk if its longer side exceeds `max_side`), padded
+    /// up to multiples of 32 as YuNet's strides need, as OpenCV's FaceDetectorYN does.
+    pub fn native(frame_width: usize, frame_height: usize, max_side: usize) -> Placement {
+        let longest = frame_width.max(frame_height) as f32;
+        let scale = (max_side as f32 / longest).min(1.0);
+        let round_up = |v: usize| v.div_ceil(32).max(1) * 32;
+        let scaled = |v: usize| ((v as f32 * scale).round() as usize).max(1);
+        Placement { width: round_up(scaled(frame_width)), height: round_up(scaled(frame_height)), scale }
+    }
+
+    /// The network input: BGR planes of 0-255 floats, NCHW with N = 1.
+    pub fn input(&self, frame: &ImageView<'_>) -> Vec<f32> {
+        let rgb = frame.to_rgb();
+        let resized;
+        let image: &RgbImage = if self.scale < 1.0 {
+            let w = ((rgb.width as f32 * self.scale).round() as usize).clamp(1, self.width);
+            let h = ((rgb.height as f32 * self.scale).round() as usize).clamp(1, self.height);
+            resized = resize_bilinear(&rgb, w, h);
+            &resized
+        } else {
+            &rgb
+        };
+        let plane = self.width * self.height;
+        let mut out = vec![0f32; 3 * plane];
+        let (w, h) = (image.width.min(self.width), image.height.min(self.height));
+        for y in 0..h {
+            let row = &image.data[y * image.width * 3..][..w * 3];
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                let at = y * self.width + x;
+                out[at] = px[2] as f32;
+                out[plane + at] = px[1] as f32;
+                out[2 * plane + at] = px[0] as f32;
+            }
+        }
+        out
+    }
+}
+
+/// YuNet's outputs for one stride: `cls` and `obj` `[N]`, `bbox` `[N, 4]`, `kps` `[N, 10]`, for
+/// the `N = (height / stride) * (width / stride)` cells of the input, row by row.
+pub struct StrideOutput<'a> {
+    pub stride: usize,
+    pub cls: &'a [f32],
+    pub obj: &'a [f32],
+    pub bbox: &'a [f32],
+    pub kps: &'a [f32],
+}
+
+/// Decodes YuNet's outputs into faces in frame pixels, then applies the limits and NMS.
+pub fn decode_yunet(outputs: &[StrideOutput<'_>], placement: &Placement, limits: &DetectionLimits) -> Vec<Face> {
+    let mut faces = Vec::new();
+    let back = 1.0 / placement.scale;
+    for out in outputs {
+        let s = out.stride as f32;
+        let cols = placement.width / out.stride;
+        let cells = out.cls.len().min(out.obj.len()).min(out.bbox.len() / 4).min(out.kps.len() / 10);
+        for i in 0..cells {
+            let score = (out.cls[i].clamp(0.0, 1.0) * out.obj[i].clamp(0.0, 1.0)).sqrt();
+            if score < limits.score_threshold {
+                continue;
+            }
+            let (col, row) = ((i % cols) as f32, (i / cols) as f32);
+            let b = &out.bbox[i * 4..][..4];
+            let (cx, cy) = ((col + b[0]) * s, (row + b[1]) * s);
+            let (w, h) = (b[2].exp() * s, b[3].exp() * s);
+            let k = &out.kps[i * 10..][..10];
+            let keypoints = std::array::from_fn(|j| [(col + k[2 * j]) * s * back, (row + k[2 * j + 1]) * s * back]);
+            let bbox = [(cx - w / 2.0) * back, (cy - h / 2.0) * back, w * back, h * back];
+            if bbox[2].max(bbox[3]) < limits.min_face_size {
+                continue;
+            }
+            faces.push(Face { bbox, keypoints, score });
+        }
+    }
+    let mut kept = non_maximum_suppression(faces, limits.nms_threshold);
+    if limits.max_faces > 0 {
+        kept.truncate(limits.max_faces);
+    }
+    kept
+}
+
+/// Greedy NMS: highest score first, dropping faces that overlap a kept one by more than `iou`.
+pub fn non_maximum_suppression(mut faces: Vec<Face>, iou: f32) -> Vec<Face> {
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Face> = Vec::new();
+    for face in faces {
+        if kept.iter().all(|k| intersection_over_union(&k.bbox, &face.bbox) <= iou) {
+            kept.push(face);
+        }
+    }
+    kept
+}
+
+fn intersection_over_union(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let x0 = a[0].max(b[0]);
+    let y0 = a[1].max(b[1]);
+    let x1 = (a[0] + a[2]).min(b[0] + b[2]);
+    let y1 = (a[1] + a[3]).min(b[1] + b[3]);
+    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+    let union = a[2] * a[3] + b[2] * b[3] - inter;
+    if union > 0.0 {
+        inter / union
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn face(x: f32, score: f32) -> Face {
+        Face { bbox: [x, 0.0, 10.0, 10.0], keypoints: [[0.0; 2]; 5], score }
+    }
+
+    #[test]
+    fn nms_keeps_the_best_of_overlapping_boxes() {
+        let kept = non_maximum_suppression(vec![face(0.0, 0.7), face(1.0, 0.9), face(30.0, 0.8)], 0.3);
+        let xs: Vec<f32> = kept.iter().map(|f| f.bbox[0]).collect();
+        assert_eq!(xs, [1.0, 30.0]);
+    }
+
+    #[test]
+    fn placements() {
+        assert_eq!(Placement::letterbox(1280, 720, 640, 640), Placement { width: 640, height: 640, scale: 0.5 });
+        assert_eq!(Placement::letterbox(320, 240, 640, 640).scale, 1.0);
+        assert_eq!(Placement::native(1000, 667, 4096), Placement { width: 1024, height: 672, scale: 1.0 });
+        assert_eq!(Placement::native(1, 1, 4096), Placement { width: 32, height: 32, scale: 1.0 });
+    }
+
+    #[test]
+    fn decoding_follows_yunets_grid() {
+        // One 64x32 input at stride 32: 2 cells; the second (col 1) fires.
+        let placement = Placement { width: 64, height: 32, scale: 0.5 };
+        let bbox = [0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.0, 0.0];
+        let mut kps = vec![0.0; 20];
+        kps[10..12].copy_from_slice(&[0.25, 0.75]);
+        let out = StrideOutput { stride: 32, cls: &[0.1, 0.81], obj: &[0.1, 1.0], bbox: &bbox, kps: &kps };
+        let faces = decode_yunet(&[out], &placement, &DetectionLimits::default());
+        assert_eq!(faces.len(), 1);
+        let f = &faces[0];
+        assert!((f.score - 0.9).abs() < 1e-6);
+        // centre (1.5 * 32, 0.5 * 32) = (48, 16), size 32: box (32, 0, 32, 32), doubled back to frame pixels
+        assert_eq!(f.bbox, [64.0, 0.0, 64.0, 64.0]);
+        assert_eq!(f.keypoints[0], [80.0, 48.0]);
+    }
+}

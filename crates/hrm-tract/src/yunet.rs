@@ -1,0 +1,119 @@
+//! YuNet face detection on tract. The network runs at one input size per frame size: a fixed-size
+//! model gets the frame letterboxed into its input; a free-size model gets the frame itself
+//! (shrunk past `max_side`) padded to multiples of 32, as OpenCV's FaceDetectorYN runs it.
+
+use hrm_core::face::{decode_yunet, DetectionLimits, Face, FaceDetector, Placement, StrideOutput};
+use hrm_core::{Error, ImageView, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::*;
+
+const STRIDES: [usize; 3] = [8, 16, 32];
+
+fn error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Backend { backend: crate::NAME.into(), message: format!("YuNet: {what}: {e:#}") }
+}
+
+pub struct YunetDetector {
+    model: InferenceModel,
+    /// The model's own input size, if it has one.
+    fixed_input: Option<(usize, usize)>,
+    max_side: usize,
+    limits: DetectionLimits,
+    states: HashMap<(usize, usize), TypedSimpleState>,
+    executor: Executor,
+}
+
+impl YunetDetector {
+    /// Loads a YuNet ONNX file. With `input_size`, frames are letterboxed into that input; without,
+    /// the network runs at each frame's own size (up to `max_side`), as OpenCV's FaceDetectorYN
+    /// does. The shapes a fixed-size export records are dropped, so any YuNet runs at any size.
+    pub fn load(
+        path: &Path,
+        input_size: Option<(usize, usize)>,
+        limits: DetectionLimits,
+        max_side: usize,
+        threads: usize,
+    ) -> Result<YunetDetector> {
+        let what = format!("loading {}", path.display());
+        let onnx = tract_onnx::onnx();
+        let mut proto = onnx.proto_model_for_path(path).map_err(|e| error(&what, e))?;
+        if let Some(graph) = proto.graph.as_mut() {
+            graph.value_info.clear();
+        }
+        let model = onnx.model_for_proto_model(&proto).map_err(|e| error(&what, e))?;
+        let fixed_input = input_size;
+        let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
+        Ok(YunetDetector { model, fixed_input, max_side, limits, states: HashMap::new(), executor })
+    }
+
+    /// Where a frame of this size goes in the network input.
+    pub fn placement(&self, width: usize, height: usize) -> Placement {
+        match self.fixed_input {
+            Some((w, h)) => Placement::letterbox(width, height, w, h),
+            None => Placement::native(width, height, self.max_side),
+        }
+    }
+
+    fn state(&mut self, width: usize, height: usize) -> Result<&mut TypedSimpleState> {
+        if !self.states.contains_key(&(width, height)) {
+            let what = format!("preparing a {width}x{height} input");
+            let state = self
+                .model
+                .clone()
+                .with_input_fact(0, f32::fact([1, 3, height, width]).into())
+                .and_then(|m| m.into_optimized())
+                .and_then(|m| m.into_runnable())
+                .and_then(|plan| plan.spawn())
+                .map_err(|e| error(&what, e))?;
+            self.states.insert((width, height), state);
+        }
+        Ok(self.states.get_mut(&(width, height)).expect("inserted above"))
+    }
+}
+
+impl FaceDetector for YunetDetector {
+    fn detect(&mut self, frame: &ImageView<'_>) -> Result<Vec<Face>> {
+        let placement = self.placement(frame.width(), frame.height());
+        let input = placement.input(frame);
+        let tensor =
+            Tensor::from_shape(&[1, 3, placement.height, placement.width], &input).map_err(|e| error("input", e))?;
+        let executor = self.executor.clone();
+        let state = self.state(placement.width, placement.height)?;
+        let outputs =
+            multithread_tract_scope(executor, || state.run(tvec!(tensor.into()))).map_err(|e| error("running", e))?;
+        if outputs.len() != 12 {
+            return Err(error(
+                "outputs",
+                format!("expected cls, obj, bbox and kps for 3 strides, found {} outputs", outputs.len()),
+            ));
+        }
+        let views: Vec<Vec<f32>> = outputs
+            .iter()
+            .map(|o| o.to_plain_array_view::<f32>().map(|v| v.iter().copied().collect()))
+            .collect::<TractResult<_>>()
+            .map_err(|e| error("outputs", e))?;
+        let per_stride: Vec<StrideOutput> = STRIDES
+            .iter()
+            .enumerate()
+            .map(|(i, &stride)| StrideOutput {
+                stride,
+                cls: &views[i],
+                obj: &views[3 + i],
+                bbox: &views[6 + i],
+                kps: &views[9 + i],
+            })
+            .collect();
+        for out in &per_stride {
+            let cells = (placement.width / out.stride) * (placement.height / out.stride);
+            if out.cls.len() != cells || out.kps.len() != cells * 10 {
+                return Err(error(
+                    "outputs",
+                    format!("stride {} gives {} cells, the input has {cells}", out.stride, out.cls.len()),
+                ));
+            }
+        }
+        Ok(decode_yunet(&per_stride, &placement, &self.limits))
+    }
+}

@@ -1,0 +1,117 @@
+//! YuNet on tract against OpenCV's own FaceDetectorYN (tests/fixtures/opencv_yunet.json, written
+//! by tools/opencv_reference.py): the same number of faces on every shared photograph, and every
+//! keypoint within 3 px of OpenCV's in the image's own pixels.
+
+use hrm_core::face::{DetectionLimits, Face, FaceDetector};
+use hrm_core::image::decode_file;
+use hrm_core::{ImageView, PixelFormat};
+use hrm_tract::yunet::YunetDetector;
+use std::path::{Path, PathBuf};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn reference() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/opencv_yunet.json")).unwrap()).unwrap()
+}
+
+fn detector(model: &str) -> YunetDetector {
+    YunetDetector::load(&repo().join("../shared/models").join(model), None, DetectionLimits::default(), 4096, 2)
+        .unwrap()
+}
+
+fn centre(bbox: &[f32; 4]) -> [f32; 2] {
+    [bbox[0] + bbox[2] / 2.0, bbox[1] + bbox[3] / 2.0]
+}
+
+fn compare(model: &str, tolerance: f32) {
+    let mut detector = detector(model);
+    compare_with(&mut detector, model, tolerance);
+}
+
+fn compare_with(detector: &mut YunetDetector, model: &str, tolerance: f32) {
+    let reference = reference();
+    for (name, want) in reference["images"].as_object().unwrap() {
+        let image = decode_file(&repo().join("../shared/images").join(name)).unwrap();
+        let faces = detector.detect(&image.view()).unwrap();
+        let want = want["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), want.len(), "{model} {name}: face count");
+        let mut worst = 0f32;
+        for w in want {
+            let wb: Vec<f32> = w["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let wc = centre(&[wb[0], wb[1], wb[2], wb[3]]);
+            let got: &Face = faces
+                .iter()
+                .min_by(|a, b| {
+                    let d = |f: &Face| (centre(&f.bbox)[0] - wc[0]).hypot(centre(&f.bbox)[1] - wc[1]);
+                    d(a).total_cmp(&d(b))
+                })
+                .unwrap();
+            for (k, wk) in w["keypoints"].as_array().unwrap().iter().enumerate() {
+                let (x, y) = (wk[0].as_f64().unwrap() as f32, wk[1].as_f64().unwrap() as f32);
+                let d = (got.keypoints[k][0] - x).hypot(got.keypoints[k][1] - y);
+                worst = worst.max(d);
+                assert!(d <= tolerance, "{model} {name} keypoint {k}: {:?} vs OpenCV ({x}, {y})", got.keypoints[k]);
+            }
+        }
+        eprintln!("{model} {name}: {} faces, worst keypoint distance {worst:.2} px", faces.len());
+    }
+}
+
+#[test]
+fn the_640_model_at_each_frames_own_size_matches_opencv() {
+    compare("yunet_s_640_640.onnx", 3.0);
+}
+
+#[test]
+fn the_640_model_letterboxed_finds_the_same_faces() {
+    // Letterboxing shrinks multi_face.jpg (1000x667) to 0.64, so the network sees less detail and
+    // its keypoints move by up to about 10 px: the same faces, boxes overlapping OpenCV's. The
+    // default runs at the frame's own size, which matches OpenCV to a hundredth of a pixel.
+    let path = repo().join("../shared/models/yunet_s_640_640.onnx");
+    let mut detector = YunetDetector::load(&path, Some((640, 640)), DetectionLimits::default(), 4096, 2).unwrap();
+    for (name, want) in reference()["images"].as_object().unwrap() {
+        let image = decode_file(&repo().join("../shared/images").join(name)).unwrap();
+        let faces = detector.detect(&image.view()).unwrap();
+        let want = want["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), want.len(), "{name}");
+        for w in want {
+            let b: Vec<f32> = w["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let best = faces.iter().map(|f| iou(&f.bbox, &[b[0], b[1], b[2], b[3]])).fold(0f32, f32::max);
+            assert!(best > 0.7, "{name}: best IoU with OpenCV's box {best}");
+        }
+    }
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
+    let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
+    w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
+}
+
+#[test]
+fn dynamic_model_at_native_size_matches_opencv() {
+    compare("yunet_s_dynamic.onnx", 3.0);
+}
+
+#[test]
+fn right_eye_is_on_the_image_left() {
+    let mut detector = detector("yunet_s_640_640.onnx");
+    let image = decode_file(&repo().join("../shared/images/single_face.jpg")).unwrap();
+    let face = &detector.detect(&image.view()).unwrap()[0];
+    let [right_eye, left_eye, nose, right_mouth, left_mouth] = face.keypoints;
+    assert!(right_eye[0] < left_eye[0] && right_mouth[0] < left_mouth[0]);
+    assert!(nose[1] > right_eye[1] && right_mouth[1] > nose[1]);
+}
+
+#[test]
+fn degenerate_frames_give_no_face_or_an_error_never_a_crash() {
+    let mut detector = detector("yunet_s_640_640.onnx");
+    let black = vec![0u8; 64 * 48 * 3];
+    assert!(detector.detect(&ImageView::new(&black, 64, 48, 64 * 3, PixelFormat::Rgb8).unwrap()).unwrap().is_empty());
+    let one = [128u8; 3];
+    assert!(detector.detect(&ImageView::new(&one, 1, 1, 3, PixelFormat::Rgb8).unwrap()).unwrap().is_empty());
+    assert!(ImageView::new(&one, 1, 1, 0, PixelFormat::Rgb8).is_err(), "zero stride");
+    assert!(ImageView::new(&one[..2], 1, 1, 3, PixelFormat::Rgb8).is_err(), "truncated buffer");
+}
