@@ -2,6 +2,7 @@
 //! backend — the AU catalogue, model packages, configuration, HRM's exact pre-processing, and the
 //! detector and backend traits.
 
+pub mod align;
 pub mod au;
 pub mod config;
 pub mod detector;
