@@ -5,6 +5,8 @@
 //! input failed.
 
 use anyhow::{bail, Context};
+use hrm_core::face::Face;
+use hrm_core::pipeline::Pipeline;
 use hrm_core::{AuSet, Config, FaceAus, ModelDetector, RgbImage};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::File;
@@ -20,9 +22,13 @@ pub struct DetectArgs {
     /// TOML configuration (backend, threads, batch size, thresholds).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Every image is one face already aligned (OpenFace 2.2's 224x224 crops, the HRM demo's input).
+    /// Every image is one face already aligned (OpenFace 2.2's 224x224 crops, the HRM demo's input);
+    /// without it, faces are detected (YuNet) and aligned first.
     #[arg(long)]
     aligned: bool,
+    /// Write each detected face's aligned crop here as PNG (`<image stem>_face<N>.png`).
+    #[arg(long, value_name = "DIR")]
+    save_aligned: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
     /// Output file. JSON goes to stdout without it; CSV goes to predict.csv (and predict_prob.csv).
@@ -39,62 +45,97 @@ enum Format {
     Csv,
 }
 
-/// Where results go.
+/// Where results go. `frames` adds the detection columns (success, score, box, keypoints).
 enum Sink {
-    Json(Box<dyn Write>),
-    Csv { presence: BufWriter<File>, probabilities: BufWriter<File> },
+    Json { out: Box<dyn Write>, frames: bool },
+    Csv { presence: BufWriter<File>, probabilities: BufWriter<File>, frames: bool },
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    if !args.aligned {
-        bail!("face detection on raw frames is not available yet: pass --aligned with pre-aligned face crops");
-    }
     let config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
-    let mut detector = ModelDetector::open(&config, args.model.as_deref(), &crate::registry())?;
+    if args.aligned && args.save_aligned.is_some() {
+        bail!("--save-aligned writes the crops made from detected faces; with --aligned the inputs are the crops");
+    }
+    let detector = ModelDetector::open(&config, args.model.as_deref(), &crate::registry())?;
     let au_set = detector.package().manifest.au_set;
+    let mut mode = if args.aligned { Mode::Aligned(detector) } else { Mode::Frames(pipeline(&config, detector)?) };
+    if let (Mode::Frames(pipeline), Some(dir)) = (&mut mode, &args.save_aligned) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        pipeline.keep_crops(true);
+    }
 
     let mut failures: Vec<(String, String)> = Vec::new();
     let files = collect_inputs(&args.inputs, &mut failures);
     let total = files.len() + failures.len();
-    let mut sink = open_sink(args.format, args.output.as_deref(), au_set)?;
+    let mut sink = open_sink(args.format, args.output.as_deref(), au_set, !args.aligned)?;
 
     let progress = if files.len() > 4 { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}").expect("a valid template"),
     );
+    let mut report = |path: &Path, error: String| {
+        let shown = path.display().to_string();
+        let why = error.strip_prefix(&format!("{shown}: ")).unwrap_or(&error).to_string();
+        progress.suspend(|| eprintln!("error: {shown}: {why}"));
+        failures.push((shown, why));
+    };
     let batch_size = config.batch_size;
     for (chunk_index, chunk) in files.chunks(batch_size).enumerate() {
         let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
         for (i, path) in chunk.iter().enumerate() {
             match hrm_core::image::decode_file(path) {
                 Ok(image) => decoded.push((chunk_index * batch_size + i, path, image)),
-                Err(e) => {
-                    progress.suspend(|| eprintln!("error: {e}"));
-                    failures.push((path.display().to_string(), e.to_string()));
-                }
+                Err(e) => report(path, e.to_string()),
             }
         }
-        let faces: Vec<&RgbImage> = decoded.iter().map(|(_, _, image)| image).collect();
-        match detector.detect_rgb(&faces) {
-            Ok(results) => {
-                for ((index, path, _), aus) in decoded.iter().zip(&results) {
-                    write_face(&mut sink, au_set, path, *index, aus).with_context(|| "writing results")?;
+        match &mut mode {
+            Mode::Aligned(detector) => {
+                let faces: Vec<&RgbImage> = decoded.iter().map(|(_, _, image)| image).collect();
+                match detector.detect_rgb(&faces) {
+                    Ok(results) => {
+                        for ((index, path, _), aus) in decoded.iter().zip(&results) {
+                            let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus) };
+                            sink.write(au_set, &row).context("writing results")?;
+                        }
+                    }
+                    Err(e) => decoded.iter().for_each(|(_, path, _)| report(path, e.to_string())),
                 }
             }
-            Err(e) => {
-                for (_, path, _) in &decoded {
-                    failures.push((path.display().to_string(), e.to_string()));
+            Mode::Frames(pipeline) => {
+                for (index, path, image) in &decoded {
+                    let faces = match pipeline.process(&image.view()) {
+                        Ok(faces) => faces,
+                        Err(e) => {
+                            report(path, e.to_string());
+                            continue;
+                        }
+                    };
+                    if faces.is_empty() {
+                        let row = Row { path, index: *index, face: 0, detection: None, aus: None };
+                        sink.write(au_set, &row).context("writing results")?;
+                    }
+                    for (n, result) in faces.iter().enumerate() {
+                        let row =
+                            Row { path, index: *index, face: n, detection: Some(&result.face), aus: Some(&result.aus) };
+                        sink.write(au_set, &row).context("writing results")?;
+                        if let (Some(dir), Some(crop)) = (&args.save_aligned, &result.aligned) {
+                            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                            let out = dir.join(format!("{stem}_face{n}.png"));
+                            let (w, h) = (crop.width as u32, crop.height as u32);
+                            image::save_buffer(&out, &crop.data, w, h, image::ExtendedColorType::Rgb8)
+                                .with_context(|| format!("writing {}", out.display()))?;
+                        }
+                    }
                 }
-                progress.suspend(|| eprintln!("error: {e}"));
             }
         }
         progress.inc(chunk.len() as u64);
     }
     progress.finish_and_clear();
-    finish(sink)?;
+    sink.finish()?;
 
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
@@ -104,6 +145,39 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  {path}: {why}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+enum Mode {
+    /// Every image is one aligned face.
+    Aligned(ModelDetector),
+    /// Images are frames: detect, align, then AUs.
+    Frames(Pipeline),
+}
+
+fn pipeline(config: &Config, detector: ModelDetector) -> anyhow::Result<Pipeline> {
+    let d = &config.detector;
+    let Some(model) = &d.model else {
+        bail!(
+            "{}: face detection needs a YuNet model: set `model` under [detector] (configs/cpu.toml uses \
+             yunet_s_640_640.onnx), or pass --aligned for pre-aligned face crops",
+            config.origin.display()
+        );
+    };
+    let letterbox = d.letterbox.map(|[w, h]| (w, h));
+    let threads = config.resolved_threads();
+    let yunet = hrm_tract::yunet::YunetDetector::load(model, letterbox, d.limits(), d.max_side, threads)?;
+    Ok(Pipeline::new(Box::new(yunet), detector, config.alignment.clone()))
+}
+
+/// One output row: a face with its AUs, or a frame in which no face was found.
+struct Row<'a> {
+    path: &'a Path,
+    index: usize,
+    face: usize,
+    /// Where the face was found (raw frames only).
+    detection: Option<&'a Face>,
+    /// None for a frame with no face.
+    aus: Option<&'a FaceAus>,
 }
 
 /// Files as given, and folders expanded recursively in sorted order.
@@ -143,13 +217,16 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<(String, String
     }
 }
 
-fn open_sink(format: Format, output: Option<&Path>, au_set: AuSet) -> anyhow::Result<Sink> {
+fn open_sink(format: Format, output: Option<&Path>, au_set: AuSet, frames: bool) -> anyhow::Result<Sink> {
     let create = |path: &Path| File::create(path).with_context(|| format!("creating {}", path.display()));
     Ok(match format {
-        Format::Json => match output {
-            Some(path) => Sink::Json(Box::new(BufWriter::new(create(path)?))),
-            None => Sink::Json(Box::new(std::io::stdout().lock())),
-        },
+        Format::Json => {
+            let out: Box<dyn Write> = match output {
+                Some(path) => Box::new(BufWriter::new(create(path)?)),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            Sink::Json { out, frames }
+        }
         Format::Csv => {
             let presence_path = output.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("predict.csv"));
             let stem = presence_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -157,38 +234,85 @@ fn open_sink(format: Format, output: Option<&Path>, au_set: AuSet) -> anyhow::Re
             let mut presence = BufWriter::new(create(&presence_path)?);
             let mut probabilities = BufWriter::new(create(&probabilities_path)?);
             let labels: Vec<String> = au_set.aus().iter().map(|au| au.label.to_string()).collect();
-            writeln!(presence, "frame,{}", labels.join(","))?;
-            writeln!(probabilities, "file,frame,{}", labels.join(","))?;
+            let detection = if frames { DETECTION_COLUMNS } else { "" };
+            writeln!(presence, "frame,{detection}{}", labels.join(","))?;
+            writeln!(probabilities, "file,frame,{detection}{}", labels.join(","))?;
             eprintln!("writing {} and {}", presence_path.display(), probabilities_path.display());
-            Sink::Csv { presence, probabilities }
+            Sink::Csv { presence, probabilities, frames }
         }
     })
 }
 
-fn write_face(sink: &mut Sink, au_set: AuSet, path: &Path, index: usize, aus: &FaceAus) -> std::io::Result<()> {
-    match sink {
-        Sink::Json(out) => {
-            let ids = au_set.aus().iter().map(|au| au.id.to_string());
-            let probabilities: serde_json::Map<_, _> =
-                ids.clone().zip(aus.probabilities.iter().map(|&p| shortest(p))).collect();
-            let present: serde_json::Map<_, _> = ids.zip(aus.present.iter().map(|&p| p.into())).collect();
-            let row = serde_json::json!({
-                "file": path.display().to_string(),
-                "face": 0,
-                "aus": probabilities,
-                "present": present,
-            });
-            writeln!(out, "{row}")?;
-            out.flush()
+/// The columns raw frames add before the AUs (keypoints in YuNet's order; "right" is the subject's).
+const DETECTION_COLUMNS: &str = "face,success,score,x,y,w,h,right_eye_x,right_eye_y,left_eye_x,left_eye_y,\
+nose_x,nose_y,right_mouth_x,right_mouth_y,left_mouth_x,left_mouth_y,";
+
+impl Sink {
+    fn write(&mut self, au_set: AuSet, row: &Row) -> std::io::Result<()> {
+        match self {
+            Sink::Json { out, frames } => {
+                let mut object = serde_json::Map::new();
+                object.insert("file".into(), row.path.display().to_string().into());
+                object.insert("face".into(), row.face.into());
+                if *frames {
+                    object.insert("success".into(), row.aus.is_some().into());
+                }
+                if let Some(face) = row.detection {
+                    object.insert("score".into(), shortest(face.score));
+                    object.insert("bbox".into(), face.bbox.iter().map(|&v| shortest(v)).collect());
+                    let keypoints: Vec<serde_json::Value> =
+                        face.keypoints.iter().map(|p| p.iter().map(|&v| shortest(v)).collect()).collect();
+                    object.insert("keypoints".into(), keypoints.into());
+                }
+                if let Some(aus) = row.aus {
+                    let ids = au_set.aus().iter().map(|au| au.id.to_string());
+                    let p: serde_json::Map<_, _> =
+                        ids.clone().zip(aus.probabilities.iter().map(|&p| shortest(p))).collect();
+                    let present: serde_json::Map<_, _> = ids.zip(aus.present.iter().map(|&p| p.into())).collect();
+                    object.insert("aus".into(), p.into());
+                    object.insert("present".into(), present.into());
+                }
+                writeln!(out, "{}", serde_json::Value::Object(object))?;
+                out.flush()
+            }
+            Sink::Csv { presence, probabilities, frames } => {
+                let frame = frame_number(row.path).unwrap_or(row.index as u64 + 1);
+                let mut detection = String::new();
+                if *frames {
+                    let success = u8::from(row.aus.is_some());
+                    let numbers: Vec<String> = match row.detection {
+                        Some(f) => std::iter::once(f.score)
+                            .chain(f.bbox)
+                            .chain(f.keypoints.iter().flatten().copied())
+                            .map(|v| v.to_string())
+                            .collect(),
+                        None => vec![String::new(); 15],
+                    };
+                    detection = format!("{},{success},{},", row.face, numbers.join(","));
+                }
+                let (flags, values): (Vec<&str>, Vec<String>) = match row.aus {
+                    Some(aus) => (
+                        aus.present.iter().map(|&p| if p { "1" } else { "0" }).collect(),
+                        aus.probabilities.iter().map(|p| p.to_string()).collect(),
+                    ),
+                    None => (vec![""; au_set.len()], vec![String::new(); au_set.len()]),
+                };
+                writeln!(presence, "{frame},{detection}{}", flags.join(","))?;
+                let file = csv_field(&row.path.display().to_string());
+                writeln!(probabilities, "{file},{frame},{detection}{}", values.join(","))?;
+                presence.flush()?;
+                probabilities.flush()
+            }
         }
-        Sink::Csv { presence, probabilities } => {
-            let frame = frame_number(path).unwrap_or(index as u64 + 1);
-            let flags: Vec<&str> = aus.present.iter().map(|&p| if p { "1" } else { "0" }).collect();
-            writeln!(presence, "{frame},{}", flags.join(","))?;
-            let values: Vec<String> = aus.probabilities.iter().map(|p| p.to_string()).collect();
-            writeln!(probabilities, "{},{frame},{}", csv_field(&path.display().to_string()), values.join(","))?;
-            presence.flush()?;
-            probabilities.flush()
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Sink::Json { mut out, .. } => out.flush(),
+            Sink::Csv { mut presence, mut probabilities, .. } => {
+                presence.flush()?;
+                probabilities.flush()
+            }
         }
     }
 }
@@ -201,16 +325,6 @@ fn shortest(value: f32) -> serde_json::Value {
         .ok()
         .and_then(serde_json::Number::from_f64)
         .map_or(serde_json::Value::Null, Into::into)
-}
-
-fn finish(sink: Sink) -> std::io::Result<()> {
-    match sink {
-        Sink::Json(mut out) => out.flush(),
-        Sink::Csv { mut presence, mut probabilities } => {
-            presence.flush()?;
-            probabilities.flush()
-        }
-    }
 }
 
 /// The frame number in a file name, as the HRM demo reads OpenFace's aligned crops
