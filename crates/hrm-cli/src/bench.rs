@@ -7,9 +7,18 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Model package folder.
+    /// Model package folder (the AU model to time).
+    #[arg(long, required_unless_present = "detection")]
+    model: Option<PathBuf>,
+    /// Time face detection and alignment per frame instead (the configuration's [detector]).
     #[arg(long)]
-    model: PathBuf,
+    detection: bool,
+    /// Frame sizes for --detection, WIDTHxHEIGHT.
+    #[arg(long = "frame-size", default_values = ["640x480", "1920x1080"])]
+    frame_sizes: Vec<String>,
+    /// Photograph the --detection frames are made from (resized to each frame size).
+    #[arg(long)]
+    image: Option<PathBuf>,
     /// TOML configuration (backend and threads are used).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -34,7 +43,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(threads) = args.threads {
         config.threads = threads;
     }
-    let package = ModelPackage::load(&args.model)?;
+    if args.detection {
+        return detection(&args, &config);
+    }
+    let package = ModelPackage::load(args.model.as_deref().expect("clap requires --model without --detection"))?;
     let registry = crate::registry();
     let threads = config.resolved_threads();
     let load_start = Instant::now();
@@ -74,6 +86,55 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             median / batch as f64,
             1e3 * batch as f64 / median
         ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Detection + alignment of every face to 224x224, per frame.
+fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    use hrm_core::align::align;
+    use hrm_core::face::FaceDetector;
+    let d = &config.detector;
+    let model = d.model.as_ref().ok_or_else(|| anyhow::anyhow!("--detection needs [detector] model in --config"))?;
+    let threads = config.resolved_threads();
+    let letterbox = d.letterbox.map(|[w, h]| (w, h));
+    let mut detector = hrm_tract::yunet::YunetDetector::load(model, letterbox, d.limits(), d.max_side, threads)?;
+    let image = args.image.clone().ok_or_else(|| anyhow::anyhow!("--detection needs --image PHOTO"))?;
+    let photo = hrm_core::image::decode_file(&image)?;
+    crate::print(&format!(
+        "{} on {} with {threads} threads; frames made from {}\n",
+        model.display(),
+        config.backend,
+        image.display()
+    ))?;
+    crate::print(&format!(
+        "{:>10} {:>6} {:>12} {:>12} {:>12}\n",
+        "frame", "faces", "median ms", "min ms", "detect ms"
+    ))?;
+    for size in &args.frame_sizes {
+        let (w, h) = size
+            .split_once('x')
+            .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+            .filter(|&(w, h)| w > 0 && h > 0)
+            .ok_or_else(|| anyhow::anyhow!("--frame-size {size}: expected WIDTHxHEIGHT"))?;
+        let frame = hrm_core::resize::resize_bilinear(&photo, w, h);
+        let view = frame.view();
+        let mut run = || -> anyhow::Result<(usize, f64, f64)> {
+            let start = Instant::now();
+            let faces = detector.detect(&view)?;
+            let detected = start.elapsed().as_secs_f64() * 1e3;
+            for face in &faces {
+                align(&frame, face, &config.alignment, 224, 224);
+            }
+            Ok((faces.len(), start.elapsed().as_secs_f64() * 1e3, detected))
+        };
+        for _ in 0..args.warmup.max(1) {
+            run()?;
+        }
+        let mut runs: Vec<(usize, f64, f64)> = (0..args.iterations.max(1)).map(|_| run()).collect::<Result<_, _>>()?;
+        runs.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let (faces, median, detect) = runs[runs.len() / 2];
+        crate::print(&format!("{size:>10} {faces:>6} {median:>12.1} {:>12.1} {detect:>12.1}\n", runs[0].1))?;
     }
     Ok(ExitCode::SUCCESS)
 }

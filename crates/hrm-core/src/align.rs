@@ -107,27 +107,36 @@ impl Similarity {
 pub fn warp(src: &RgbImage, to_output: &Similarity, width: usize, height: usize) -> RgbImage {
     let back = to_output.inverse();
     let mut out = vec![0u8; width * height * 3];
-    let (w, h) = (src.width as isize, src.height as isize);
-    let pixel = |x: isize, y: isize| -> [f32; 3] {
+    let (w, h) = (src.width as i64, src.height as i64);
+    let texel = |x: i64, y: i64, c: usize| -> f32 {
         if x < 0 || y < 0 || x >= w || y >= h {
-            return [0.0; 3];
+            0.0
+        } else {
+            src.data[(y as usize * src.width + x as usize) * 3 + c] as f32
         }
-        let p = &src.data[(y as usize * src.width + x as usize) * 3..][..3];
-        [p[0] as f32, p[1] as f32, p[2] as f32]
     };
-    for v in 0..height {
-        for u in 0..width {
-            let [sx, sy] = back.apply([u as f32, v as f32]);
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as isize, y0 as isize);
-            let (p00, p10, p01, p11) = (pixel(x0, y0), pixel(x0 + 1, y0), pixel(x0, y0 + 1), pixel(x0 + 1, y0 + 1));
-            let o = &mut out[(v * width + u) * 3..][..3];
-            for c in 0..3 {
-                let top = p00[c] + (p10[c] - p00[c]) * fx;
-                let bottom = p01[c] + (p11[c] - p01[c]) * fx;
-                o[c] = (top + (bottom - top) * fy).round().clamp(0.0, 255.0) as u8;
+    for (v, row) in out.chunks_exact_mut(width * 3).enumerate() {
+        // Source position of the row's first pixel; each step right adds (a, b).
+        let [mut sx, mut sy] = back.apply([0.0, v as f32]);
+        for o in row.chunks_exact_mut(3) {
+            let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
+            for (c, o) in o.iter_mut().enumerate() {
+                let (p00, p10, p01, p11) = if inside {
+                    let at = (y0 as usize * src.width + x0 as usize) * 3 + c;
+                    let below = at + src.width * 3;
+                    (src.data[at] as f32, src.data[at + 3] as f32, src.data[below] as f32, src.data[below + 3] as f32)
+                } else {
+                    (texel(x0, y0, c), texel(x0 + 1, y0, c), texel(x0, y0 + 1, c), texel(x0 + 1, y0 + 1, c))
+                };
+                let top = p00 + (p10 - p00) * fx;
+                let bottom = p01 + (p11 - p01) * fx;
+                // Non-negative and at most 255: adding a half and truncating rounds.
+                *o = (top + (bottom - top) * fy + 0.5).min(255.0) as u8;
             }
+            sx += back.a;
+            sy += back.b;
         }
     }
     RgbImage { width, height, data: out }
