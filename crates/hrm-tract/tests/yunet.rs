@@ -115,3 +115,55 @@ fn degenerate_frames_give_no_face_or_an_error_never_a_crash() {
     assert!(ImageView::new(&one, 1, 1, 0, PixelFormat::Rgb8).is_err(), "zero stride");
     assert!(ImageView::new(&one[..2], 1, 1, 3, PixelFormat::Rgb8).is_err(), "truncated buffer");
 }
+
+/// tools/opencv_reference.py's synthetic group photograph, pixel for pixel: the five single-face
+/// photographs shrunk with PIL's bilinear resize and pasted 29 times on a grey 3000x2171 canvas.
+fn group_photo() -> hrm_core::RgbImage {
+    const SOURCES: [&str; 5] =
+        ["0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg", "single_face.jpg"];
+    let (width, height) = (3000usize, 2171usize);
+    let mut canvas = hrm_core::RgbImage { width, height, data: vec![128; width * height * 3] };
+    for cell in 0..29usize {
+        let photo = decode_file(&repo().join("../shared/images").join(SOURCES[cell % 5])).unwrap();
+        let side = 150 + 10 * (cell % 7);
+        let h = (side as f64 * photo.height as f64 / photo.width as f64).round_ties_even() as usize;
+        let small = hrm_core::resize::resize_bilinear(&photo, side, h);
+        let (col, row) = (cell % 6, cell / 6);
+        let (x0, y0) = (col * 500 + 40 + 7 * row, row * 434 + 30 + 5 * col);
+        for y in 0..small.height {
+            let dst = ((y0 + y) * width + x0) * 3;
+            canvas.data[dst..dst + small.width * 3]
+                .copy_from_slice(&small.data[y * small.width * 3..][..small.width * 3]);
+        }
+    }
+    canvas
+}
+
+#[test]
+fn a_large_group_photograph_gives_opencvs_small_faces() {
+    let reference = reference();
+    let group = &reference["group"];
+    let photo = group_photo();
+    assert_eq!(
+        hrm_core::manifest::sha256_bytes(&photo.data),
+        group["rgb_sha256"].as_str().unwrap(),
+        "the same pixels as OpenCV saw"
+    );
+    let faces = detector("yunet_s_640_640.onnx").detect(&photo.view()).unwrap();
+    let want = group["faces"].as_array().unwrap();
+    assert!(faces.len() >= 27 && faces.len() <= 29, "{} faces of 29", faces.len());
+    assert_eq!(faces.len(), want.len(), "as many faces as OpenCV");
+    for w in want {
+        let wk: Vec<[f32; 2]> = w["keypoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| [p[0].as_f64().unwrap() as f32, p[1].as_f64().unwrap() as f32])
+            .collect();
+        let best = faces
+            .iter()
+            .map(|f| f.keypoints.iter().zip(&wk).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).fold(0f32, f32::max))
+            .fold(f32::INFINITY, f32::min);
+        assert!(best <= 3.0, "a face's keypoints are {best} px from OpenCV's");
+    }
+}
