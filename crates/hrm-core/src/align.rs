@@ -119,7 +119,7 @@ pub fn warp(src: &RgbImage, to_output: &Similarity, width: usize, height: usize)
         // Source position of the row's first pixel; each step right adds (a, b).
         let [mut sx, mut sy] = back.apply([0.0, v as f32]);
         for o in row.chunks_exact_mut(3) {
-            let (x0, y0) = (sx.floor() as i64, sy.floor() as i64);
+            let (x0, y0) = (floor(sx), floor(sy));
             let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
             let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
             for (c, o) in o.iter_mut().enumerate() {
@@ -140,6 +140,16 @@ pub fn warp(src: &RgbImage, to_output: &Similarity, width: usize, height: usize)
         }
     }
     RgbImage { width, height, data: out }
+}
+
+/// `f32::floor` is a libm call on baseline x86-64 (no SSE4.1); truncation and a fix-up is not.
+fn floor(v: f32) -> i64 {
+    let t = v as i64;
+    if (t as f32) > v {
+        t - 1
+    } else {
+        t
+    }
 }
 
 /// The aligned crop of one face, and the transform that made it.

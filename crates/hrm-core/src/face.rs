@@ -1,7 +1,7 @@
 //! Faces found in a frame, and the backend-free half of YuNet: laying a frame out as the network
 //! wants it, decoding its outputs, and non-maximum suppression. Backends only run the graph.
 
-use crate::image::{ImageView, RgbImage};
+use crate::image::ImageView;
 use crate::resize::resize_bilinear;
 
 /// One detected face, in the frame's own pixels.
@@ -65,21 +65,26 @@ impl Placement {
 
     /// The network input: BGR planes of 0-255 floats, NCHW with N = 1.
     pub fn input(&self, frame: &ImageView<'_>) -> Vec<f32> {
-        let rgb = frame.to_rgb();
-        let resized;
-        let image: &RgbImage = if self.scale < 1.0 {
-            let w = ((rgb.width as f32 * self.scale).round() as usize).clamp(1, self.width);
-            let h = ((rgb.height as f32 * self.scale).round() as usize).clamp(1, self.height);
-            resized = resize_bilinear(&rgb, w, h);
-            &resized
-        } else {
-            &rgb
+        let converted;
+        let (pixels, width, height) = match (self.scale < 1.0, frame.packed_rgb()) {
+            (false, Some(data)) => (data, frame.width(), frame.height()),
+            (shrink, _) => {
+                let rgb = frame.to_rgb();
+                converted = if shrink {
+                    let w = ((rgb.width as f32 * self.scale).round() as usize).clamp(1, self.width);
+                    let h = ((rgb.height as f32 * self.scale).round() as usize).clamp(1, self.height);
+                    resize_bilinear(&rgb, w, h)
+                } else {
+                    rgb
+                };
+                (&converted.data[..], converted.width, converted.height)
+            }
         };
         let plane = self.width * self.height;
         let mut out = vec![0f32; 3 * plane];
-        let (w, h) = (image.width.min(self.width), image.height.min(self.height));
+        let (w, h) = (width.min(self.width), height.min(self.height));
         for y in 0..h {
-            let row = &image.data[y * image.width * 3..][..w * 3];
+            let row = &pixels[y * width * 3..][..w * 3];
             for (x, px) in row.chunks_exact(3).enumerate() {
                 let at = y * self.width + x;
                 out[at] = px[2] as f32;

@@ -79,6 +79,12 @@ impl<'a> ImageView<'a> {
         self.format
     }
 
+    /// The pixels as one packed RGB8 buffer, if that is how they already lie (no copy needed).
+    pub fn packed_rgb(&self) -> Option<&'a [u8]> {
+        let len = self.width * self.height * 3;
+        (self.format == PixelFormat::Rgb8 && self.stride == self.width * 3).then(|| &self.data[..len])
+    }
+
     /// Packed RGB8, as PIL's `convert('RGB')`: gray is replicated, alpha is dropped.
     pub fn to_rgb(&self) -> RgbImage {
         let mut out = Vec::with_capacity(self.width * self.height * 3);

@@ -39,11 +39,12 @@ impl Pipeline {
     /// Every face found in the frame, highest detection score first. A frame without faces gives
     /// an empty list.
     pub fn process(&mut self, frame: &ImageView<'_>) -> Result<Vec<FaceResult>> {
-        let faces = self.detector.detect(frame)?;
+        // One conversion serves the detector and the aligner.
+        let rgb = frame.to_rgb();
+        let faces = self.detector.detect(&rgb.view())?;
         if faces.is_empty() {
             return Ok(Vec::new());
         }
-        let rgb = frame.to_rgb();
         let spec = &self.aus.package().manifest.input;
         let (width, height) = (spec.width, spec.height);
         let mut kept = Vec::with_capacity(faces.len());
