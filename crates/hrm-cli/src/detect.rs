@@ -125,8 +125,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                             let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                             let out = dir.join(format!("{stem}_face{n}.png"));
                             let (w, h) = (crop.width as u32, crop.height as u32);
-                            image::save_buffer(&out, &crop.data, w, h, image::ExtendedColorType::Rgb8)
-                                .with_context(|| format!("writing {}", out.display()))?;
+                            if let Err(e) = image::save_buffer(&out, &crop.data, w, h, image::ExtendedColorType::Rgb8) {
+                                report(path, format!("writing {}: {e}", out.display()));
+                            }
                         }
                     }
                 }
