@@ -95,10 +95,6 @@ impl Similarity {
         let (a, b) = (self.a / det, -self.b / det);
         Similarity { a, b, tx: -(a * self.tx - b * self.ty), ty: -(b * self.tx + a * self.ty) }
     }
-
-    pub fn scale(&self) -> f32 {
-        self.a.hypot(self.b)
-    }
 }
 
 /// Samples `src` through `to_output` into a `width` x `height` image: each output pixel takes the

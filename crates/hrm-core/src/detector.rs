@@ -104,11 +104,6 @@ impl ModelDetector {
         &self.package
     }
 
-    /// Presence thresholds in use, in the AU set's order.
-    pub fn thresholds(&self) -> &[f32] {
-        &self.thresholds
-    }
-
     /// Runs faces already converted to RGB; see [`AuDetector::detect`].
     pub fn detect_rgb(&mut self, faces: &[&RgbImage]) -> Result<Vec<FaceAus>> {
         let manifest = &self.package.manifest;

@@ -23,11 +23,6 @@ impl PixelFormat {
             PixelFormat::Gray8 => 1,
         }
     }
-
-    /// Validates an integer coming from a foreign caller.
-    pub fn from_u32(value: u32) -> Option<PixelFormat> {
-        [Self::Rgb8, Self::Bgr8, Self::Rgba8, Self::Bgra8, Self::Gray8].into_iter().find(|f| *f as u32 == value)
-    }
 }
 
 /// A borrowed frame: `height` rows of `stride` bytes, each starting with `width` pixels.
@@ -73,10 +68,6 @@ impl<'a> ImageView<'a> {
 
     pub fn height(&self) -> usize {
         self.height
-    }
-
-    pub fn format(&self) -> PixelFormat {
-        self.format
     }
 
     /// The pixels as one packed RGB8 buffer, if that is how they already lie (no copy needed).

@@ -156,10 +156,6 @@ impl ModelPackage {
     pub fn onnx_path(&self) -> PathBuf {
         self.dir.join(&self.manifest.files.onnx.name)
     }
-
-    pub fn weights_path(&self) -> PathBuf {
-        self.dir.join(&self.manifest.files.weights.name)
-    }
 }
 
 impl Manifest {
@@ -200,11 +196,6 @@ impl Manifest {
             }
         }
         Ok(())
-    }
-
-    /// Thresholds in the AU set's order.
-    pub fn threshold_vector(&self) -> Vec<f32> {
-        self.au_set.aus().iter().map(|au| self.thresholds[au.id]).collect()
     }
 }
 

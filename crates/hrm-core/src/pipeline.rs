@@ -32,10 +32,6 @@ impl Pipeline {
         self.keep_crops = keep;
     }
 
-    pub fn au_detector(&self) -> &ModelDetector {
-        &self.aus
-    }
-
     /// Every face found in the frame, highest detection score first. A frame without faces gives
     /// an empty list.
     pub fn process(&mut self, frame: &ImageView<'_>) -> Result<Vec<FaceResult>> {
