@@ -97,8 +97,7 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let d = &config.detector;
     let model = d.model.as_ref().ok_or_else(|| anyhow::anyhow!("--detection needs [detector] model in --config"))?;
     let threads = config.resolved_threads();
-    let letterbox = d.letterbox.map(|[w, h]| (w, h));
-    let mut detector = hrm_tract::yunet::YunetDetector::load(model, letterbox, d.limits(), d.max_side, threads)?;
+    let mut detector = hrm_tract::yunet::YunetDetector::configured(model, d, threads)?;
     let image = args.image.clone().ok_or_else(|| anyhow::anyhow!("--detection needs --image PHOTO"))?;
     let photo = hrm_core::image::decode_file(&image)?;
     crate::print(&format!(

@@ -164,9 +164,7 @@ fn pipeline(config: &Config, detector: ModelDetector) -> anyhow::Result<Pipeline
             config.origin.display()
         );
     };
-    let letterbox = d.letterbox.map(|[w, h]| (w, h));
-    let threads = config.resolved_threads();
-    let yunet = hrm_tract::yunet::YunetDetector::load(model, letterbox, d.limits(), d.max_side, threads)?;
+    let yunet = hrm_tract::yunet::YunetDetector::configured(model, d, config.resolved_threads())?;
     Ok(Pipeline::new(Box::new(yunet), detector, config.alignment.clone()))
 }
 

@@ -43,6 +43,15 @@ pub struct TractSession {
     executor: Executor,
 }
 
+/// A private pool of `threads` threads for matrix products (none for one thread).
+fn executor(threads: usize) -> Executor {
+    if threads > 1 {
+        Executor::multithread(threads)
+    } else {
+        Executor::SingleThread
+    }
+}
+
 fn backend_error(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Backend { backend: NAME.into(), message: format!("{what}: {e:#}") }
 }
@@ -59,7 +68,7 @@ impl TractSession {
             f32::fact([batch.to_dim(), input_shape[0].to_dim(), input_shape[1].to_dim(), input_shape[2].to_dim()]);
         model.set_input_fact(0, fact.into()).map_err(|e| backend_error(&what, e))?;
         let model = model.into_typed().and_then(|m| m.into_decluttered()).map_err(|e| backend_error(&what, e))?;
-        let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
+        let executor = executor(threads);
         let max_batch = match package.manifest.architecture {
             Architecture::Resnet { .. } => 1,
             Architecture::Vit { .. } => usize::MAX,

@@ -2,6 +2,7 @@
 //! model gets the frame letterboxed into its input; a free-size model gets the frame itself
 //! (shrunk past `max_side`) padded to multiples of 32, as OpenCV's FaceDetectorYN runs it.
 
+use hrm_core::config::FaceDetectorConfig;
 use hrm_core::face::{decode_yunet, DetectionLimits, Face, FaceDetector, Placement, StrideOutput};
 use hrm_core::{Error, ImageView, Result};
 use std::collections::HashMap;
@@ -47,9 +48,14 @@ impl YunetDetector {
             graph.value_info.clear();
         }
         let model = onnx.model_for_proto_model(&proto).map_err(|e| error(&what, e))?;
-        let fixed_input = input_size;
-        let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
-        Ok(YunetDetector { model, fixed_input, max_side, limits, states: HashMap::new(), executor })
+        let executor = crate::executor(threads);
+        Ok(YunetDetector { model, fixed_input: input_size, max_side, limits, states: HashMap::new(), executor })
+    }
+
+    /// The detector a configuration's `[detector]` section describes, its model at `model`.
+    pub fn configured(model: &Path, config: &FaceDetectorConfig, threads: usize) -> Result<YunetDetector> {
+        let letterbox = config.letterbox.map(|[w, h]| (w, h));
+        Self::load(model, letterbox, config.limits(), config.max_side, threads)
     }
 
     /// Where a frame of this size goes in the network input.
