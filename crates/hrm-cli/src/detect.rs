@@ -67,7 +67,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         pipeline.keep_crops(true);
     }
 
-    let mut failures: Vec<(String, String)> = Vec::new();
+    // Each failure is one message that names its file.
+    let mut failures: Vec<String> = Vec::new();
     let files = collect_inputs(&args.inputs, &mut failures);
     let total = files.len() + failures.len();
     let mut sink = open_sink(args.format, args.output.as_deref(), au_set, !args.aligned)?;
@@ -76,19 +77,14 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}").expect("a valid template"),
     );
-    let mut report = |path: &Path, error: String| {
-        let shown = path.display().to_string();
-        let why = error.strip_prefix(&format!("{shown}: ")).unwrap_or(&error).to_string();
-        progress.suspend(|| eprintln!("error: {shown}: {why}"));
-        failures.push((shown, why));
-    };
+    let mut report = |message: String| progress.suspend(|| fail(&mut failures, message));
     let batch_size = config.batch_size;
     for (chunk_index, chunk) in files.chunks(batch_size).enumerate() {
         let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
         for (i, path) in chunk.iter().enumerate() {
             match hrm_core::image::decode_file(path) {
                 Ok(image) => decoded.push((chunk_index * batch_size + i, path, image)),
-                Err(e) => report(path, e.to_string()),
+                Err(e) => report(e.to_string()), // decoding errors name the file
             }
         }
         match &mut mode {
@@ -101,7 +97,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                             sink.write(au_set, &row).context("writing results")?;
                         }
                     }
-                    Err(e) => decoded.iter().for_each(|(_, path, _)| report(path, e.to_string())),
+                    Err(e) => decoded.iter().for_each(|(_, path, _)| report(format!("{}: {e}", path.display()))),
                 }
             }
             Mode::Frames(pipeline) => {
@@ -109,7 +105,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                     let faces = match pipeline.process(&image.view()) {
                         Ok(faces) => faces,
                         Err(e) => {
-                            report(path, e.to_string());
+                            report(format!("{}: {e}", path.display()));
                             continue;
                         }
                     };
@@ -126,7 +122,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                             let out = dir.join(format!("{stem}_face{n}.png"));
                             let (w, h) = (crop.width as u32, crop.height as u32);
                             if let Err(e) = image::save_buffer(&out, &crop.data, w, h, image::ExtendedColorType::Rgb8) {
-                                report(path, format!("writing {}: {e}", out.display()));
+                                report(format!("{}: writing {}: {e}", path.display(), out.display()));
                             }
                         }
                     }
@@ -142,8 +138,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("{} of {total} inputs failed:", failures.len());
-    for (path, why) in &failures {
-        eprintln!("  {path}: {why}");
+    for message in &failures {
+        eprintln!("  {message}");
     }
     Ok(ExitCode::FAILURE)
 }
@@ -180,7 +176,7 @@ struct Row<'a> {
 }
 
 /// Files as given, and folders expanded recursively in sorted order.
-fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<(String, String)>) -> Vec<PathBuf> {
+fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<String>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -188,20 +184,22 @@ fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<(String, String)>) -> V
         } else if input.exists() {
             files.push(input.clone());
         } else {
-            let why = "no such file or folder".to_string();
-            eprintln!("error: {}: {why}", input.display());
-            failures.push((input.display().to_string(), why));
+            fail(failures, format!("{}: no such file or folder", input.display()));
         }
     }
     files
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<(String, String)>) {
+fn fail(failures: &mut Vec<String>, message: String) {
+    eprintln!("error: {message}");
+    failures.push(message);
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            eprintln!("error: {}: {e}", dir.display());
-            failures.push((dir.display().to_string(), e.to_string()));
+            fail(failures, format!("{}: {e}", dir.display()));
             return;
         }
     };
