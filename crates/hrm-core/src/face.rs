@@ -151,7 +151,8 @@ pub fn non_maximum_suppression(mut faces: Vec<Face>, iou: f32) -> Vec<Face> {
     kept
 }
 
-fn intersection_over_union(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+/// Overlap of two `[x, y, w, h]` boxes: intersection area over union area.
+pub fn intersection_over_union(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     let x0 = a[0].max(b[0]);
     let y0 = a[1].max(b[1]);
     let x1 = (a[0] + a[2]).min(b[0] + b[2]);

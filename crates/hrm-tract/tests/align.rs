@@ -6,11 +6,10 @@ use hrm_core::face::{DetectionLimits, FaceDetector};
 use hrm_core::image::decode_file;
 use hrm_core::RgbImage;
 use hrm_tract::yunet::YunetDetector;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 fn aligned(detector: &mut YunetDetector, frame: &RgbImage) -> (RgbImage, Similarity) {
     let faces = detector.detect(&frame.view()).unwrap();

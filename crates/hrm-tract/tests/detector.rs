@@ -3,11 +3,10 @@
 
 use hrm_core::image::decode_file;
 use hrm_core::{AuDetector, BackendRegistry, Config, ImageView, ModelDetector, PixelFormat, RgbImage};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 fn detector(batch_size: usize) -> ModelDetector {
     let mut registry = BackendRegistry::default();

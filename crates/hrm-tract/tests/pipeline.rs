@@ -7,11 +7,9 @@ use hrm_core::image::decode_file;
 use hrm_core::pipeline::Pipeline;
 use hrm_core::{BackendRegistry, Config, ImageView, ModelDetector, PixelFormat};
 use hrm_tract::yunet::YunetDetector;
-use std::path::{Path, PathBuf};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 fn pipeline() -> Pipeline {
     let mut registry = BackendRegistry::default();

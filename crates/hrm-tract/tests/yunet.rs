@@ -2,15 +2,13 @@
 //! by tools/opencv_reference.py): the same number of faces on every shared photograph, and every
 //! keypoint within 3 px of OpenCV's in the image's own pixels.
 
-use hrm_core::face::{DetectionLimits, Face, FaceDetector};
+use hrm_core::face::{intersection_over_union, DetectionLimits, Face, FaceDetector};
 use hrm_core::image::decode_file;
 use hrm_core::{ImageView, PixelFormat};
 use hrm_tract::yunet::YunetDetector;
-use std::path::{Path, PathBuf};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::repo;
 
 fn reference() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/opencv_yunet.json")).unwrap()).unwrap()
@@ -78,16 +76,11 @@ fn the_640_model_letterboxed_finds_the_same_faces() {
         assert_eq!(faces.len(), want.len(), "{name}");
         for w in want {
             let b: Vec<f32> = w["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-            let best = faces.iter().map(|f| iou(&f.bbox, &[b[0], b[1], b[2], b[3]])).fold(0f32, f32::max);
+            let best =
+                faces.iter().map(|f| intersection_over_union(&f.bbox, &[b[0], b[1], b[2], b[3]])).fold(0f32, f32::max);
             assert!(best > 0.7, "{name}: best IoU with OpenCV's box {best}");
         }
     }
-}
-
-fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
-    let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
-    w * h / (a[2] * a[3] + b[2] * b[3] - w * h)
 }
 
 #[test]
