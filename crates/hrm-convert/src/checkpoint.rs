@@ -28,7 +28,7 @@ pub struct StateDict {
 impl Checkpoint {
     pub fn open(path: &Path) -> Result<Checkpoint> {
         let bad = |reason: String| ConvertError::Checkpoint { path: path.to_path_buf(), reason };
-        let file = File::open(path).map_err(|e| ConvertError::Io { path: path.to_path_buf(), source: e })?;
+        let file = File::open(path).map_err(|e| ConvertError::Io { path: path.to_path_buf(), error: e })?;
         let mut archive = zip::ZipArchive::new(file).map_err(|e| {
             bad(format!("not a zip archive ({e}); files from torch < 1.6 or truncated downloads look like this"))
         })?;

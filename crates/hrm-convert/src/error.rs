@@ -2,12 +2,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The OS error is in the message only, so a chained report does not print it twice.
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
 
     /// The file is not a PyTorch checkpoint this converter can read, or it is damaged.
     #[error("{}: not a readable PyTorch checkpoint: {reason}", path.display())]

@@ -61,7 +61,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         let layout =
             safetensors::Layout::new(&recognised.tensors, &[("format", "pt".into()), ("source", file_name.clone())]);
         let weights_path = staging.join(WEIGHTS_FILE);
-        let io = |e| ConvertError::Io { path: weights_path.clone(), source: e };
+        let io = |e| ConvertError::Io { path: weights_path.clone(), error: e };
         let mut writer = std::io::BufWriter::new(std::fs::File::create(&weights_path).map_err(io)?);
         layout.write(&mut writer, |name| ckpt.read_f32(name, &state.tensors[name]), io)?;
         std::io::Write::flush(&mut writer).map_err(io)?;
@@ -77,7 +77,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
             &format!("{name}: converted by hrm from {file_name}"),
         );
         let onnx_path = staging.join(ONNX_FILE);
-        std::fs::write(&onnx_path, bytes).map_err(|e| ConvertError::Io { path: onnx_path.clone(), source: e })?;
+        std::fs::write(&onnx_path, bytes).map_err(|e| ConvertError::Io { path: onnx_path.clone(), error: e })?;
 
         let manifest = Manifest {
             format: manifest::FORMAT_VERSION,
@@ -107,7 +107,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         let toml_path = staging.join(manifest::MANIFEST_FILE);
         let text =
             toml::to_string(&manifest).map_err(|e| ConvertError::Option(format!("cannot write the manifest: {e}")))?;
-        std::fs::write(&toml_path, text).map_err(|e| ConvertError::Io { path: toml_path.clone(), source: e })?;
+        std::fs::write(&toml_path, text).map_err(|e| ConvertError::Io { path: toml_path.clone(), error: e })?;
         Ok(manifest)
     })();
 
@@ -126,11 +126,11 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
 /// A fresh folder beside `out`, so the final rename stays on one file system.
 fn staging_dir(out: &Path) -> Result<PathBuf> {
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| ConvertError::Io { path: parent.to_path_buf(), source: e })?;
+    std::fs::create_dir_all(parent).map_err(|e| ConvertError::Io { path: parent.to_path_buf(), error: e })?;
     let leaf = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "package".into());
     let staging = parent.join(format!(".{leaf}.converting-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(|e| ConvertError::Io { path: staging.clone(), source: e })?;
+    std::fs::create_dir(&staging).map_err(|e| ConvertError::Io { path: staging.clone(), error: e })?;
     Ok(staging)
 }
 
@@ -147,7 +147,7 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
                 out.display()
             )));
         }
-        std::fs::remove_dir_all(out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), source: e })?;
+        std::fs::remove_dir_all(out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), error: e })?;
     }
-    std::fs::rename(staging, out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), source: e })
+    std::fs::rename(staging, out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), error: e })
 }

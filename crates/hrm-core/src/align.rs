@@ -99,53 +99,51 @@ impl Similarity {
 
 /// Samples `src` through `to_output` into a `width` x `height` image: each output pixel takes the
 /// bilinear interpolation of the source at the inverse-mapped position (pixel centres at integer
-/// coordinates, black outside the frame).
+/// coordinates, black outside the frame). Positions and weights are fixed point (weights in
+/// 1/256 steps, finer than OpenCV's `warpAffine` uses), which keeps the inner loop in integers.
 pub fn warp(src: &RgbImage, to_output: &Similarity, width: usize, height: usize) -> RgbImage {
     let back = to_output.inverse();
     let mut out = vec![0u8; width * height * 3];
     let (w, h) = (src.width as i64, src.height as i64);
-    let texel = |x: i64, y: i64, c: usize| -> f32 {
+    let stride = src.width * 3;
+    let texel = |x: i64, y: i64| -> [u8; 3] {
         if x < 0 || y < 0 || x >= w || y >= h {
-            0.0
+            [0; 3]
         } else {
-            src.data[(y as usize * src.width + x as usize) * 3 + c] as f32
+            let at = (y as usize * src.width + x as usize) * 3;
+            [src.data[at], src.data[at + 1], src.data[at + 2]]
         }
     };
+    // Source positions in 16.16 fixed point: each step right adds (a, b); 224 steps drift by
+    // well under 0.01 pixel.
+    let fixed = |v: f32| (v as f64 * 65536.0).round() as i64;
+    let (step_x, step_y) = (fixed(back.a), fixed(back.b));
     for (v, row) in out.chunks_exact_mut(width * 3).enumerate() {
-        // Source position of the row's first pixel; each step right adds (a, b).
-        let [mut sx, mut sy] = back.apply([0.0, v as f32]);
+        let [x, y] = back.apply([0.0, v as f32]);
+        let (mut sx, mut sy) = (fixed(x), fixed(y));
         for o in row.chunks_exact_mut(3) {
-            let (x0, y0) = (floor(sx), floor(sy));
-            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-            let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
+            let (x0, y0) = (sx >> 16, sy >> 16);
+            let fx = ((sx >> 8) & 255) as u32;
+            let fy = ((sy >> 8) & 255) as u32;
+            let weights = [(256 - fx) * (256 - fy), fx * (256 - fy), (256 - fx) * fy, fx * fy];
+            let corners = if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                let at = (y0 as usize * src.width + x0 as usize) * 3;
+                let (top, bottom) = (&src.data[at..at + 6], &src.data[at + stride..at + stride + 6]);
+                let px = |p: &[u8]| [p[0], p[1], p[2]];
+                [px(&top[..3]), px(&top[3..]), px(&bottom[..3]), px(&bottom[3..])]
+            } else {
+                [texel(x0, y0), texel(x0 + 1, y0), texel(x0, y0 + 1), texel(x0 + 1, y0 + 1)]
+            };
             for (c, o) in o.iter_mut().enumerate() {
-                let (p00, p10, p01, p11) = if inside {
-                    let at = (y0 as usize * src.width + x0 as usize) * 3 + c;
-                    let below = at + src.width * 3;
-                    (src.data[at] as f32, src.data[at + 3] as f32, src.data[below] as f32, src.data[below + 3] as f32)
-                } else {
-                    (texel(x0, y0, c), texel(x0 + 1, y0, c), texel(x0, y0 + 1, c), texel(x0 + 1, y0 + 1, c))
-                };
-                let top = p00 + (p10 - p00) * fx;
-                let bottom = p01 + (p11 - p01) * fx;
-                // Non-negative and at most 255: adding a half and truncating rounds.
-                *o = (top + (bottom - top) * fy + 0.5).min(255.0) as u8;
+                let sum: u32 = corners.iter().zip(weights).map(|(p, w)| p[c] as u32 * w).sum();
+                // The weights sum to 65536, so this is at most 255.
+                *o = ((sum + (1 << 15)) >> 16) as u8;
             }
-            sx += back.a;
-            sy += back.b;
+            sx += step_x;
+            sy += step_y;
         }
     }
     RgbImage { width, height, data: out }
-}
-
-/// `f32::floor` is a libm call on baseline x86-64 (no SSE4.1); truncation and a fix-up is not.
-fn floor(v: f32) -> i64 {
-    let t = v as i64;
-    if (t as f32) > v {
-        t - 1
-    } else {
-        t
-    }
 }
 
 /// The aligned crop of one face, and the transform that made it.

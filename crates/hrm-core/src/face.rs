@@ -3,6 +3,7 @@
 
 use crate::image::ImageView;
 use crate::resize::resize_bilinear;
+use crate::{Error, Result};
 
 /// One detected face, in the frame's own pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,8 +64,19 @@ impl Placement {
         Placement { width: round_up(scaled(frame_width)), height: round_up(scaled(frame_height)), scale }
     }
 
-    /// The network input: BGR planes of 0-255 floats, NCHW with N = 1.
-    pub fn input(&self, frame: &ImageView<'_>) -> Vec<f32> {
+    /// Writes the network input into `out`: BGR planes of 0-255 floats, NCHW with N = 1, zero
+    /// outside the frame. `out` must hold exactly `3 * width * height` values.
+    pub fn write_input(&self, frame: &ImageView<'_>, out: &mut [f32]) -> Result<()> {
+        let plane = self.width * self.height;
+        if out.len() != 3 * plane {
+            return Err(Error::InvalidInput(format!(
+                "a {}x{} network input holds {} values, the buffer {}",
+                self.width,
+                self.height,
+                3 * plane,
+                out.len()
+            )));
+        }
         let converted;
         let (pixels, width, height) = match (self.scale < 1.0, frame.packed_rgb()) {
             (false, Some(data)) => (data, frame.width(), frame.height()),
@@ -80,8 +92,7 @@ impl Placement {
                 (&converted.data[..], converted.width, converted.height)
             }
         };
-        let plane = self.width * self.height;
-        let mut out = vec![0f32; 3 * plane];
+        out.fill(0.0);
         let (w, h) = (width.min(self.width), height.min(self.height));
         for y in 0..h {
             let row = &pixels[y * width * 3..][..w * 3];
@@ -92,7 +103,7 @@ impl Placement {
                 out[2 * plane + at] = px[0] as f32;
             }
         }
-        out
+        Ok(())
     }
 }
 

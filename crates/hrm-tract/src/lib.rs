@@ -8,6 +8,7 @@
 //! cost twice as much per image as single ones on a 2-core AVX2 machine (ResNet-50: 150 ms/image
 //! at batch 8, 72 ms at batch 1), while a ViT's batched matrix products gain a little.
 
+mod pool;
 pub mod yunet;
 
 use hrm_core::manifest::Architecture;

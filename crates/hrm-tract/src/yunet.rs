@@ -9,10 +9,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec};
-use tract_onnx::tract_core::ops::downsample::Downsample;
-use tract_onnx::tract_core::ops::math::max;
-use tract_onnx::tract_core::ops::nn::DataFormat;
 
 const STRIDES: [usize; 3] = [8, 16, 32];
 
@@ -75,7 +71,7 @@ impl YunetDetector {
                 .with_input_fact(0, f32::fact([1, 3, height, width]).into())
                 .and_then(|m| m.into_typed())
                 .and_then(|m| m.into_decluttered())
-                .and_then(|mut m| split_max_pools(&mut m).map(|_| m))
+                .and_then(|mut m| crate::pool::fuse_max_pools(&mut m).map(|_| m))
                 .and_then(|m| m.into_optimized())
                 .and_then(|m| m.into_runnable())
                 .and_then(|plan| plan.spawn())
@@ -86,65 +82,15 @@ impl YunetDetector {
     }
 }
 
-/// Replaces each 2x2, stride-2, unpadded NCHW max-pool by the maximum of its four stride-2
-/// subsamplings: the same values, and tract runs those ops several times faster than its pooling
-/// on this layout (YuNet-s at 640x480: 5.7 ms of 26 in pooling).
-fn split_max_pools(model: &mut TypedModel) -> TractResult<()> {
-    let pools: Vec<usize> = model
-        .nodes()
-        .iter()
-        .filter(|node| {
-            let Some(pool) = node.op_as::<MaxPool>() else { return false };
-            let spec = &pool.pool_spec;
-            let unpadded = match &spec.padding {
-                PaddingSpec::Valid => true,
-                PaddingSpec::Explicit(before, after) | PaddingSpec::ExplicitOnnxPool(before, after, _) => {
-                    before.iter().chain(after).all(|&p| p == 0)
-                }
-                _ => false,
-            };
-            let even = model.outlet_fact(node.inputs[0]).is_ok_and(|fact| {
-                fact.shape.len() == 4 && (2..4).all(|axis| fact.shape[axis].as_i64().is_some_and(|d| d % 2 == 0))
-            });
-            pool.with_index_outputs.is_none()
-                && spec.data_format == DataFormat::NCHW
-                && spec.kernel_shape.as_slice() == [2, 2]
-                && spec.strides.as_deref() == Some(&[2, 2][..])
-                && spec.dilations.as_ref().is_none_or(|d| d.iter().all(|&d| d == 1))
-                && unpadded
-                && even
-        })
-        .map(|node| node.id)
-        .collect();
-    for id in pools {
-        let name = model.node(id).name.clone();
-        let input = model.node(id).inputs[0];
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, input)?;
-        let mut quarters = Vec::with_capacity(4);
-        for row in 0..2 {
-            let rows =
-                patch.wire_node(format!("{name}.rows{row}"), Downsample { axis: 2, stride: 2, modulo: row }, &[x])?[0];
-            for col in 0..2 {
-                let op = Downsample { axis: 3, stride: 2, modulo: col };
-                quarters.push(patch.wire_node(format!("{name}.q{row}{col}"), op, &[rows])?[0]);
-            }
-        }
-        let top = patch.wire_node(format!("{name}.max_top"), max(), &[quarters[0], quarters[1]])?[0];
-        let bottom = patch.wire_node(format!("{name}.max_bottom"), max(), &[quarters[2], quarters[3]])?[0];
-        let out = patch.wire_node(format!("{name}.max"), max(), &[top, bottom])?[0];
-        patch.shunt_outside(model, OutletId::new(id, 0), out)?;
-        patch.apply(model)?;
-    }
-    Ok(())
-}
-
 impl FaceDetector for YunetDetector {
     fn detect(&mut self, frame: &ImageView<'_>) -> Result<Vec<Face>> {
         let placement = self.placement(frame.width(), frame.height());
-        let input = placement.input(frame);
-        let tensor =
-            Tensor::from_shape(&[1, 3, placement.height, placement.width], &input).map_err(|e| error("input", e))?;
+        let mut tensor =
+            Tensor::zero::<f32>(&[1, 3, placement.height, placement.width]).map_err(|e| error("input", e))?;
+        {
+            let mut plain = tensor.try_as_plain_ram_mut().map_err(|e| error("input", e))?;
+            placement.write_input(frame, plain.as_slice_mut::<f32>().map_err(|e| error("input", e))?)?;
+        }
         let executor = self.executor.clone();
         let state = self.state(placement.width, placement.height)?;
         let outputs =
