@@ -125,13 +125,17 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut config = Config::from_toml(&text, path)?;
-        let base = path.parent().unwrap_or(Path::new(""));
-        for model in [&mut config.model, &mut config.detector.model].into_iter().flatten() {
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Takes relative model paths from `base` (a file's configuration: its folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for model in [&mut self.model, &mut self.detector.model].into_iter().flatten() {
             if model.is_relative() {
                 *model = base.join(&*model);
             }
         }
-        Ok(config)
     }
 
     /// Parses TOML text; `origin` names it in errors (a path, or a label such as `<string>`).

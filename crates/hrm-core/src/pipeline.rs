@@ -27,6 +27,11 @@ impl Pipeline {
         Pipeline { detector, aus, alignment, keep_crops: false }
     }
 
+    /// The AU model, for faces that come already aligned.
+    pub fn au_detector(&mut self) -> &mut ModelDetector {
+        &mut self.aus
+    }
+
     /// Keep each face's aligned crop in the results (for `--save-aligned`, or display).
     pub fn keep_crops(&mut self, keep: bool) {
         self.keep_crops = keep;

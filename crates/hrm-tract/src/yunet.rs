@@ -26,6 +26,21 @@ pub struct YunetDetector {
     executor: Executor,
 }
 
+/// A clone shares nothing mutable: it prepares its own plan for each input size it meets, so
+/// clones can run on different threads.
+impl Clone for YunetDetector {
+    fn clone(&self) -> Self {
+        YunetDetector {
+            model: self.model.clone(),
+            fixed_input: self.fixed_input,
+            max_side: self.max_side,
+            limits: self.limits.clone(),
+            states: HashMap::new(),
+            executor: self.executor.clone(),
+        }
+    }
+}
+
 impl YunetDetector {
     /// Loads a YuNet ONNX file. With `input_size`, frames are letterboxed into that input; without,
     /// the network runs at each frame's own size (up to `max_side`), as OpenCV's FaceDetectorYN

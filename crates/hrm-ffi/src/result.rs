@@ -1,0 +1,215 @@
+//! Detection calls and their library-owned results (`hrm_result`, read face by face as `hrm_face`).
+
+use crate::image::{check_struct_size, hrm_image, Frame};
+use crate::runtime::{au_ids, hrm_detector, StaticCStr};
+use crate::status::{arg, arg_mut, give, guard, hrm_status, out_arg, Failure};
+use hrm_core::{AuDetector, FaceAus};
+use std::ffi::c_char;
+
+/// The most faces `hrm_detect_aligned` takes in one call.
+pub const HRM_MAX_BATCH: usize = 4096;
+
+/// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`;
+/// later versions only add fields at the end.
+///
+/// The three arrays hold `au_count` entries in the same order; `au_ids` are static strings,
+/// `probabilities` and `present` belong to the result and are valid until `hrm_result_free`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct hrm_face {
+    /// `sizeof(hrm_face)`.
+    pub struct_size: u32,
+    /// Detection confidence, 0 to 1 (1 for `hrm_detect_aligned`).
+    pub score: f32,
+    /// `x, y, width, height` in the frame's pixels, top-left origin (the whole image for
+    /// `hrm_detect_aligned`).
+    pub bbox: [f32; 4],
+    /// Right eye, left eye, nose tip, right and left mouth corner (the subject's right: the
+    /// image's left) as `x, y` pairs in the frame's pixels; 0 for `hrm_detect_aligned`.
+    pub keypoints: [f32; 10],
+    /// Entries in each of the arrays below.
+    pub au_count: usize,
+    /// AU ids (`"AU1"`, ...), static strings.
+    pub au_ids: *const *const c_char,
+    /// Probability of each AU, 0 to 1.
+    pub probabilities: *const f32,
+    /// 1 where the probability reaches the AU's threshold, else 0.
+    pub present: *const u8,
+}
+
+struct FaceBox {
+    score: f32,
+    bbox: [f32; 4],
+    keypoints: [f32; 10],
+}
+
+/// What one detection call found. Immutable: any thread may read it; free it once.
+pub struct hrm_result {
+    timestamp: i64,
+    au_ids: &'static [StaticCStr],
+    faces: Vec<FaceBox>,
+    /// `faces.len()` rows of `au_ids.len()`.
+    probabilities: Vec<f32>,
+    present: Vec<u8>,
+}
+
+impl hrm_result {
+    fn new(timestamp: i64, au_ids: &'static [StaticCStr], faces: Vec<(FaceBox, FaceAus)>) -> hrm_result {
+        let mut result = hrm_result {
+            timestamp,
+            au_ids,
+            faces: Vec::with_capacity(faces.len()),
+            probabilities: Vec::with_capacity(faces.len() * au_ids.len()),
+            present: Vec::with_capacity(faces.len() * au_ids.len()),
+        };
+        for (face, aus) in faces {
+            result.faces.push(face);
+            result.probabilities.extend(&aus.probabilities);
+            result.present.extend(aus.present.iter().map(|&p| p as u8));
+        }
+        result
+    }
+}
+
+/// Finds every face in a frame, aligns each to the AU model's input and runs the AU model.
+///
+/// `image` is read during the call only. On success `*out` owns a new result with one face per
+/// face found, highest score first (none when the frame shows no face): free it with
+/// `hrm_result_free`. Needs a `[detector] model` in the configuration (else `HRM_ERROR_CONFIG`).
+/// One thread at a time per detector.
+///
+/// # Safety
+/// `detector` came from `hrm_detector_new`; `image` points at an `hrm_image` whose `data` holds
+/// what its fields describe; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_detect_frame(
+    detector: *mut hrm_detector,
+    image: *const hrm_image,
+    out: *mut *mut hrm_result,
+) -> hrm_status {
+    guard("hrm_detect_frame", || {
+        let detector = arg_mut(detector, "detector")?;
+        let frame = Frame::new(image, "image")?;
+        out_arg(out, "out")?;
+        let ids = au_ids(detector.au_set);
+        let faces = detector.pipeline()?.process(&frame.view()?)?;
+        let faces = faces
+            .into_iter()
+            .map(|f| {
+                let keypoints = std::array::from_fn(|i| f.face.keypoints[i / 2][i % 2]);
+                (FaceBox { score: f.face.score, bbox: f.face.bbox, keypoints }, f.aus)
+            })
+            .collect();
+        give(out, hrm_result::new(frame.timestamp, ids, faces));
+        Ok(())
+    })
+}
+
+/// Runs the AU model on faces that are already aligned (OpenFace-style crops, any size: each is
+/// resized to the model's input). `faces` is an array of `count` pointers, 1 to `HRM_MAX_BATCH`.
+///
+/// On success `*out` owns a new result with one face per input, in order; its timestamp is the
+/// first image's. Free it with `hrm_result_free`. One thread at a time per detector.
+///
+/// # Safety
+/// `detector` came from `hrm_detector_new`; `faces` holds `count` pointers to valid
+/// `hrm_image`s; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_detect_aligned(
+    detector: *mut hrm_detector,
+    faces: *const *const hrm_image,
+    count: usize,
+    out: *mut *mut hrm_result,
+) -> hrm_status {
+    guard("hrm_detect_aligned", || {
+        let detector = arg_mut(detector, "detector")?;
+        if faces.is_null() {
+            return Err(Failure::invalid("`faces` is NULL"));
+        }
+        if !(1..=HRM_MAX_BATCH).contains(&count) {
+            return Err(Failure::invalid(format!("count is {count}, expected 1 to {HRM_MAX_BATCH}")));
+        }
+        out_arg(out, "out")?;
+        let frames = std::slice::from_raw_parts(faces, count)
+            .iter()
+            .enumerate()
+            .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let views = frames.iter().map(|f| f.view()).collect::<Result<Vec<_>, _>>()?;
+        let aus = detector.au_detector().detect(&views)?;
+        let boxes = views.iter().map(|v| FaceBox {
+            score: 1.0,
+            bbox: [0.0, 0.0, v.width() as f32, v.height() as f32],
+            keypoints: [0.0; 10],
+        });
+        let ids = au_ids(detector.au_set);
+        give(out, hrm_result::new(frames[0].timestamp, ids, boxes.zip(aus).collect()));
+        Ok(())
+    })
+}
+
+/// The number of faces in a result (0 when none was found). Any thread.
+///
+/// # Safety
+/// `result` came from a detection call; `count` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count: *mut usize) -> hrm_status {
+    guard("hrm_result_face_count", || {
+        let result = arg(result, "result")?;
+        out_arg(count, "count")?;
+        *count = result.faces.len();
+        Ok(())
+    })
+}
+
+/// The timestamp of the image the result came from (`hrm_image.timestamp`). Any thread.
+///
+/// # Safety
+/// `result` came from a detection call; `timestamp` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_result_timestamp(result: *const hrm_result, timestamp: *mut i64) -> hrm_status {
+    guard("hrm_result_timestamp", || {
+        let result = arg(result, "result")?;
+        out_arg(timestamp, "timestamp")?;
+        *timestamp = result.timestamp;
+        Ok(())
+    })
+}
+
+/// Describes face `index` (0 to count - 1) of a result in `*face`; its arrays point into the
+/// result. The caller sets `face->struct_size`. Any thread.
+///
+/// # Safety
+/// `result` came from a detection call; `face` points at an `hrm_face`.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize, face: *mut hrm_face) -> hrm_status {
+    guard("hrm_result_face", || {
+        let result = arg(result, "result")?;
+        let target = arg(face, "face")?;
+        check_struct_size::<hrm_face>(target.struct_size, "hrm_face")?;
+        let found = result.faces.get(index).ok_or_else(|| {
+            Failure::invalid(format!("index {index} is past the result's {} faces", result.faces.len()))
+        })?;
+        let n = result.au_ids.len();
+        *face = hrm_face {
+            struct_size: target.struct_size,
+            score: found.score,
+            bbox: found.bbox,
+            keypoints: found.keypoints,
+            au_count: n,
+            au_ids: result.au_ids.as_ptr().cast(),
+            probabilities: result.probabilities[index * n..].as_ptr(),
+            present: result.present[index * n..].as_ptr(),
+        };
+        Ok(())
+    })
+}
+
+/// Frees a result; NULL is ignored. Any thread, once.
+///
+/// # Safety
+/// `result` is NULL or came from a detection call and was not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_result_free(result: *mut hrm_result) {
+    crate::status::free("hrm_result_free", result);
+}

@@ -1,0 +1,240 @@
+//! `hrm_runtime` (a configuration with its verified models, shared) and `hrm_detector` (one
+//! per thread, with its own inference state).
+
+use crate::status::{arg, give, guard, hrm_status, out_arg, str_arg, Failure, HRM_ERROR_CONFIG};
+use hrm_core::manifest::check_thresholds;
+use hrm_core::pipeline::Pipeline;
+use hrm_core::{AuSet, BackendOptions, BackendRegistry, Config, ModelDetector, ModelPackage};
+use hrm_tract::yunet::YunetDetector;
+use std::ffi::{c_char, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// A configuration and the models it names, loaded and verified once. Detectors are made from
+/// it; it is read-only afterwards, so any number of threads may share one.
+pub struct hrm_runtime {
+    config: Config,
+    package: ModelPackage,
+    registry: BackendRegistry,
+    /// The face detector as loaded; each detector runs a clone of it.
+    yunet: Option<Mutex<YunetDetector>>,
+}
+
+impl hrm_runtime {
+    fn new(config: Config) -> Result<hrm_runtime, Failure> {
+        let dir = config.model.clone().ok_or_else(|| {
+            Failure::new(
+                HRM_ERROR_CONFIG,
+                format!("{}: no `model` (the AU model package folder)", config.origin.display()),
+            )
+        })?;
+        let mut registry = BackendRegistry::default();
+        registry.register(Box::new(hrm_tract::TractBackend));
+        registry.get(&config.backend).map_err(Failure::config)?;
+        let package = ModelPackage::load(&dir).map_err(Failure::model)?;
+        check_thresholds(&config.origin, "thresholds", package.manifest.au_set, &config.thresholds, false)
+            .map_err(Failure::config)?;
+        let yunet = match &config.detector.model {
+            Some(model) => Some(Mutex::new(
+                YunetDetector::configured(model, &config.detector, config.resolved_threads())
+                    .map_err(Failure::model)?,
+            )),
+            None => None,
+        };
+        Ok(hrm_runtime { config, package, registry, yunet })
+    }
+
+    pub(crate) fn au_set(&self) -> AuSet {
+        self.package.manifest.au_set
+    }
+}
+
+/// What a detector runs: the whole pipeline, or, without a `[detector] model`, the AU model alone.
+enum Stages {
+    Frames(Pipeline),
+    AlignedOnly(ModelDetector),
+}
+
+/// A detector: the runtime's models with inference state of its own. One thread at a time may
+/// use it (it may move between threads); give each thread its own detector.
+pub struct hrm_detector {
+    stages: Stages,
+    pub(crate) au_set: AuSet,
+}
+
+impl hrm_detector {
+    fn new(runtime: &hrm_runtime) -> Result<hrm_detector, Failure> {
+        let config = &runtime.config;
+        let backend = runtime.registry.get(&config.backend).map_err(Failure::config)?;
+        let options = BackendOptions { threads: config.resolved_threads() };
+        let session = backend.load(&runtime.package, &options).map_err(Failure::model)?;
+        let aus = ModelDetector::new(runtime.package.clone(), session, config).map_err(Failure::config)?;
+        let stages = match &runtime.yunet {
+            Some(yunet) => {
+                let yunet = yunet.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+                Stages::Frames(Pipeline::new(Box::new(yunet), aus, config.alignment.clone()))
+            }
+            None => Stages::AlignedOnly(aus),
+        };
+        Ok(hrm_detector { stages, au_set: runtime.au_set() })
+    }
+
+    pub(crate) fn pipeline(&mut self) -> Result<&mut Pipeline, Failure> {
+        match &mut self.stages {
+            Stages::Frames(pipeline) => Ok(pipeline),
+            Stages::AlignedOnly(_) => Err(Failure::new(
+                HRM_ERROR_CONFIG,
+                "the configuration has no [detector] model, which raw frames need (hrm_detect_aligned works without)",
+            )),
+        }
+    }
+
+    pub(crate) fn au_detector(&mut self) -> &mut ModelDetector {
+        match &mut self.stages {
+            Stages::Frames(pipeline) => pipeline.au_detector(),
+            Stages::AlignedOnly(aus) => aus,
+        }
+    }
+}
+
+/// A static C string.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub(crate) struct StaticCStr(*const c_char);
+
+// SAFETY: it points at a string that lives, unchanged, for the rest of the process.
+unsafe impl Send for StaticCStr {}
+unsafe impl Sync for StaticCStr {}
+
+/// The AU ids of a set as static C strings, in the set's order.
+pub(crate) fn au_ids(set: AuSet) -> &'static [StaticCStr] {
+    static TABLES: OnceLock<Vec<(AuSet, Vec<StaticCStr>)>> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        AuSet::ALL
+            .iter()
+            .map(|&set| {
+                let ids = set
+                    .aus()
+                    .iter()
+                    .map(|au| {
+                        let id = CString::new(au.id).expect("AU ids have no NUL");
+                        StaticCStr(Box::leak(id.into_boxed_c_str()).as_ptr())
+                    })
+                    .collect();
+                (set, ids)
+            })
+            .collect()
+    });
+    tables.iter().find(|(s, _)| *s == set).map(|(_, ids)| ids.as_slice()).unwrap_or(&[])
+}
+
+fn new_runtime(config: Result<Config, hrm_core::Error>, out: *mut *mut hrm_runtime) -> Result<(), Failure> {
+    let runtime = hrm_runtime::new(config.map_err(Failure::config)?)?;
+    // SAFETY: the callers checked `out` with out_arg.
+    unsafe { give(out, runtime) };
+    Ok(())
+}
+
+/// Creates a runtime from a TOML configuration file (the format of `configs/cpu.toml`; relative
+/// paths in it are taken from the file's folder). Loads and verifies the model package and the
+/// face detector it names.
+///
+/// On success `*out` owns the runtime: free it with `hrm_runtime_free` after every detector made
+/// from it. Fails with `HRM_ERROR_IO` (file unreadable), `HRM_ERROR_CONFIG` (bad TOML, unknown
+/// key, bad value, no `model`), `HRM_ERROR_MODEL` (a model missing, malformed or failing its
+/// sha256). Any thread.
+///
+/// # Safety
+/// `path` is a NUL-terminated UTF-8 string; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_runtime_new_from_file(path: *const c_char, out: *mut *mut hrm_runtime) -> hrm_status {
+    guard("hrm_runtime_new_from_file", || {
+        let path = str_arg(path, "path")?;
+        out_arg(out, "out")?;
+        new_runtime(Config::from_file(Path::new(path)), out)
+    })
+}
+
+/// Creates a runtime from TOML text, as `hrm_runtime_new_from_file` does. Relative paths in it
+/// are taken from `base_dir`, or from the current directory when `base_dir` is NULL.
+///
+/// # Safety
+/// `toml` is a NUL-terminated UTF-8 string; `base_dir` is NULL or one; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_runtime_new_from_string(
+    toml: *const c_char,
+    base_dir: *const c_char,
+    out: *mut *mut hrm_runtime,
+) -> hrm_status {
+    guard("hrm_runtime_new_from_string", || {
+        let text = str_arg(toml, "toml")?;
+        let base = if base_dir.is_null() { PathBuf::new() } else { PathBuf::from(str_arg(base_dir, "base_dir")?) };
+        out_arg(out, "out")?;
+        let config = Config::from_toml(text, Path::new("<configuration string>")).map(|mut config| {
+            config.resolve_paths(&base);
+            config
+        });
+        new_runtime(config, out)
+    })
+}
+
+/// Frees a runtime; NULL is ignored. Free its detectors first. Any thread, once no other thread
+/// uses the runtime.
+///
+/// # Safety
+/// `runtime` is NULL or came from `hrm_runtime_new_*` and was not freed before.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_runtime_free(runtime: *mut hrm_runtime) {
+    crate::status::free("hrm_runtime_free", runtime);
+}
+
+/// The AU ids the runtime's model reports, in the order of every result's probabilities
+/// (`"AU1"`, `"AU2"`, ...): `*ids` receives an array of `*count` static strings, valid for the
+/// life of the process. Any thread.
+///
+/// # Safety
+/// `runtime` came from `hrm_runtime_new_*`; `ids` and `count` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_runtime_au_ids(
+    runtime: *const hrm_runtime,
+    ids: *mut *const *const c_char,
+    count: *mut usize,
+) -> hrm_status {
+    guard("hrm_runtime_au_ids", || {
+        let runtime = arg(runtime, "runtime")?;
+        out_arg(ids, "ids")?;
+        out_arg(count, "count")?;
+        let table = au_ids(runtime.au_set());
+        *ids = table.as_ptr().cast();
+        *count = table.len();
+        Ok(())
+    })
+}
+
+/// Creates a detector from a runtime: the runtime's models with inference state of its own
+/// (the AU model is prepared for the backend here; allow up to a few seconds for a ViT).
+///
+/// On success `*out` owns the detector: free it with `hrm_detector_free`. Any thread, also
+/// while other threads use the runtime and their own detectors.
+///
+/// # Safety
+/// `runtime` came from `hrm_runtime_new_*`; `out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_detector_new(runtime: *const hrm_runtime, out: *mut *mut hrm_detector) -> hrm_status {
+    guard("hrm_detector_new", || {
+        let runtime = arg(runtime, "runtime")?;
+        out_arg(out, "out")?;
+        give(out, hrm_detector::new(runtime)?);
+        Ok(())
+    })
+}
+
+/// Frees a detector; NULL is ignored. Results it gave stay valid.
+///
+/// # Safety
+/// `detector` is NULL or came from `hrm_detector_new` and was not freed before, and no other
+/// thread is using it.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_detector_free(detector: *mut hrm_detector) {
+    crate::status::free("hrm_detector_free", detector);
+}
