@@ -123,11 +123,11 @@ pub unsafe extern "C" fn hrm_detect_aligned(
 ) -> hrm_status {
     guard("hrm_detect_aligned", || {
         let detector = arg_mut(detector, "detector")?;
-        if faces.is_null() {
-            return Err(Failure::invalid("`faces` is NULL"));
-        }
         if !(1..=HRM_MAX_BATCH).contains(&count) {
             return Err(Failure::invalid(format!("count is {count}, expected 1 to {HRM_MAX_BATCH}")));
+        }
+        if faces.is_null() {
+            return Err(Failure::invalid("`faces` is NULL"));
         }
         out_arg(out, "out")?;
         let frames = std::slice::from_raw_parts(faces, count)

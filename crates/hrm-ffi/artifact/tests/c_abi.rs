@@ -1,0 +1,377 @@
+//! libhrm as its users get it: installed with tools/install.sh, then used from C (pkg-config),
+//! C++ (CMake's find_package), the C++ wrapper under AddressSanitizer, C under valgrind, C
+//! threads, and the Unity package's C# on mono. Needs cc, c++, pkg-config, cmake, valgrind,
+//! mcs and mono (`.ci/run` installs them); a missing tool fails the test, never skips it.
+
+use hrm_core::pipeline::Pipeline;
+use hrm_core::{BackendRegistry, Config, ModelDetector};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..").canonicalize().expect("the repository")
+}
+
+fn shared() -> PathBuf {
+    repo().join("../shared")
+}
+
+fn photo(name: &str) -> String {
+    shared().join("images").join(name).display().to_string()
+}
+
+const PHOTOS: [&str; 6] =
+    ["0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg", "multi_face.jpg", "single_face.jpg"];
+
+/// Where cargo put the libhrm.so and libhrm.a it built for this test: beside the test, in
+/// `target/<profile>/deps/` (the library is a dependency of its own tests, so always fresh).
+fn built_libraries() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    exe.parent().expect("target/<profile>/deps").to_path_buf()
+}
+
+/// An install prefix made once by tools/install.sh from the libraries cargo just built.
+struct Install {
+    _dir: tempfile::TempDir,
+    prefix: PathBuf,
+}
+
+fn install() -> &'static Install {
+    static INSTALL: OnceLock<Install> = OnceLock::new();
+    INSTALL.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let prefix = dir.path().join("prefix");
+        let output = Command::new("bash")
+            .arg(repo().join("tools/install.sh"))
+            .arg("--prefix")
+            .arg(&prefix)
+            .arg("--from")
+            .arg(built_libraries())
+            .output()
+            .expect("bash runs tools/install.sh");
+        assert_success("tools/install.sh", &output);
+        for file in ["lib/libhrm.so", "lib/libhrm.so.1", "lib/libhrm.a", "include/hrm.h", "include/hrm.hpp"] {
+            assert!(prefix.join(file).exists(), "the install has no {file}");
+        }
+        Install { _dir: dir, prefix }
+    })
+}
+
+impl Install {
+    fn lib(&self) -> PathBuf {
+        self.prefix.join("lib")
+    }
+
+    /// `pkg-config --cflags --libs hrm`, split into arguments.
+    fn pkg_config(&self) -> Vec<String> {
+        let output = Command::new("pkg-config")
+            .args(["--cflags", "--libs", "hrm"])
+            .env("PKG_CONFIG_PATH", self.lib().join("pkgconfig"))
+            .output()
+            .expect("pkg-config runs (apt install pkg-config)");
+        assert_success("pkg-config hrm", &output);
+        String::from_utf8(output.stdout).unwrap().split_whitespace().map(String::from).collect()
+    }
+
+    /// Compiles one C or C++ source against the installed library, warnings as errors.
+    fn compile(&self, compiler: &str, standard: &str, source: &Path, extra: &[&str]) -> PathBuf {
+        let out = self._dir.path().join(source.file_stem().unwrap());
+        let output = Command::new(compiler)
+            .args([standard, "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+            .args(extra)
+            .arg(source)
+            .args(self.pkg_config())
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap_or_else(|e| panic!("{compiler} runs: {e}"));
+        assert_success(&format!("{compiler} {}", source.display()), &output);
+        out
+    }
+
+    /// A command that finds libhrm.so in the install, run from the repository.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command.env("LD_LIBRARY_PATH", self.lib()).current_dir(repo());
+        command
+    }
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("UTF-8 output")
+}
+
+/// A face as the examples print it.
+#[derive(Debug)]
+struct PrintedFace {
+    bbox: Vec<f32>,
+    keypoints: Vec<f32>,
+    aus: Vec<(String, f32, bool)>,
+}
+
+/// Parses the examples' output: `PHOTO: N faces`, `face I score S bbox X Y W H keypoints ...`,
+/// then one `  AU P [present]` line per AU.
+fn parse(output: &str) -> Vec<(String, Vec<PrintedFace>)> {
+    let mut photos: Vec<(String, Vec<PrintedFace>)> = Vec::new();
+    for line in output.lines() {
+        let numbers = |words: &[&str]| words.iter().map(|w| w.parse::<f32>().unwrap()).collect::<Vec<_>>();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let Some(name) = line.strip_suffix(" faces").and_then(|l| l.rsplit_once(": ")).map(|(p, _)| p) {
+            photos.push((name.to_string(), Vec::new()));
+        } else if words.first() == Some(&"face") {
+            let face = PrintedFace { bbox: numbers(&words[5..9]), keypoints: numbers(&words[10..20]), aus: Vec::new() };
+            photos.last_mut().expect("a photo line first").1.push(face);
+        } else if line.starts_with("  ") {
+            let face = photos.last_mut().and_then(|p| p.1.last_mut()).expect("a face line first");
+            face.aus.push((words[0].to_string(), words[1].parse().unwrap(), words.get(2) == Some(&"present")));
+        } else {
+            panic!("unexpected line in the example's output: {line:?}");
+        }
+    }
+    photos
+}
+
+fn run_c_example() -> String {
+    static OUTPUT: OnceLock<String> = OnceLock::new();
+    OUTPUT
+        .get_or_init(|| {
+            let install = install();
+            let exe = install.compile("cc", "-std=c11", &repo().join("examples/c/detect.c"), &[]);
+            let output = install
+                .command(exe)
+                .arg("configs/cpu.toml")
+                .args(PHOTOS.map(photo))
+                .output()
+                .expect("the example runs");
+            assert_success("examples/c/detect.c", &output);
+            stdout(&output)
+        })
+        .clone()
+}
+
+/// The C example, built with pkg-config, finds OpenCV's faces (an independent detector) and
+/// gives exactly the AUs the Rust pipeline gives for the same photographs.
+#[test]
+fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
+    let printed = parse(&run_c_example());
+    let opencv: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/opencv_yunet.json")).expect("the OpenCV reference"),
+    )
+    .unwrap();
+    let config = Config::from_file(&repo().join("configs/cpu.toml")).unwrap();
+    let mut registry = BackendRegistry::default();
+    registry.register(Box::new(hrm_tract::TractBackend));
+    let yunet = hrm_tract::yunet::YunetDetector::configured(
+        config.detector.model.as_ref().unwrap(),
+        &config.detector,
+        config.resolved_threads(),
+    )
+    .unwrap();
+    let aus = ModelDetector::open(&config, None, &registry).unwrap();
+    let mut pipeline = Pipeline::new(Box::new(yunet), aus, config.alignment.clone());
+
+    assert_eq!(printed.len(), PHOTOS.len());
+    for ((path, faces), name) in printed.iter().zip(PHOTOS) {
+        assert_eq!(path, &photo(name));
+        let reference = opencv["images"][name]["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), reference.len(), "{name}: faces found through the C ABI vs OpenCV");
+        for face in faces {
+            let closest = reference
+                .iter()
+                .map(|r| {
+                    let points: Vec<f32> = r["keypoints"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|p| p.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+                        .collect();
+                    points.iter().zip(&face.keypoints).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+                })
+                .fold(f32::INFINITY, f32::min);
+            assert!(closest <= 3.0, "{name}: keypoints {:.1} px from OpenCV's", closest);
+        }
+
+        let frame = hrm_core::image::decode_file(Path::new(path)).unwrap();
+        let direct = pipeline.process(&frame.view()).unwrap();
+        assert_eq!(direct.len(), faces.len(), "{name}: faces, C ABI vs Rust");
+        for (face, direct) in faces.iter().zip(&direct) {
+            for (printed, exact) in face.bbox.iter().zip(direct.face.bbox) {
+                assert!((printed - exact).abs() <= 0.006, "{name}: box {:?} vs {:?}", face.bbox, direct.face.bbox);
+            }
+            let au_set = pipeline.au_detector().package().manifest.au_set;
+            for (a, (id, p, present)) in face.aus.iter().enumerate() {
+                assert_eq!(id, au_set.aus()[a].id);
+                assert_eq!(*p, direct.aus.probabilities[a], "{name} {id}: probability, C ABI vs Rust");
+                assert_eq!(*present, direct.aus.present[a], "{name} {id}: presence, C ABI vs Rust");
+            }
+        }
+    }
+}
+
+/// examples/cpp builds with `find_package(hrm)` and `hrm::hrm` alone, and its C++ program (through
+/// hrm.hpp) prints exactly what the C example prints.
+#[test]
+fn cpp_example_builds_with_cmake_and_matches_the_c_example() {
+    let install = install();
+    let build = install._dir.path().join("cmake-build");
+    let configure = Command::new("cmake")
+        .arg("-S")
+        .arg(repo().join("examples/cpp"))
+        .arg("-B")
+        .arg(&build)
+        .arg(format!("-DCMAKE_PREFIX_PATH={}", install.prefix.display()))
+        .output()
+        .expect("cmake runs (apt install cmake)");
+    assert_success("cmake configure", &configure);
+    assert_success("cmake build", &Command::new("cmake").arg("--build").arg(&build).output().unwrap());
+    // CMake gives its executables an rpath into the install: no LD_LIBRARY_PATH needed.
+    let cpp = Command::new(build.join("hrm_detect"))
+        .current_dir(repo())
+        .arg("configs/cpu.toml")
+        .args(PHOTOS.map(photo))
+        .output()
+        .unwrap();
+    assert_success("examples/cpp", &cpp);
+    assert_eq!(stdout(&cpp), run_c_example(), "the C++ example prints what the C example prints");
+    let c = Command::new(build.join("hrm_detect_c"))
+        .current_dir(repo())
+        .arg("configs/cpu.toml")
+        .arg(photo("single_face.jpg"))
+        .output()
+        .unwrap();
+    assert_success("examples/c built by CMake", &c);
+}
+
+/// A package whose weights no longer match the manifest's sha256.
+fn bad_hash_package(dir: &Path) -> PathBuf {
+    let good = repo().join("tests/fixtures/packages/resnet_basic");
+    let bad = dir.join("bad_hash_package");
+    std::fs::create_dir_all(&bad).unwrap();
+    for entry in std::fs::read_dir(&good).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), bad.join(entry.file_name())).unwrap();
+    }
+    let weights = bad.join("model.safetensors");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&weights, bytes).unwrap();
+    bad
+}
+
+/// tests/c/abi_test.c: every function, used right and wrong, under valgrind: no invalid access,
+/// no uninitialised read, nothing definitely or indirectly lost.
+#[test]
+fn c_abi_test_is_clean_under_valgrind() {
+    let install = install();
+    let exe = install.compile("cc", "-std=c11", &repo().join("tests/c/abi_test.c"), &[]);
+    let scratch = tempfile::tempdir().unwrap();
+    let output = install
+        .command("valgrind")
+        // "Possibly lost" blocks are scratch buffers of thread-pool workers still winding down at
+        // exit; definite and indirect leaks fail the test.
+        .args(["--error-exitcode=1", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"])
+        .arg(&exe)
+        .arg(repo().join("configs/cpu.toml"))
+        .arg(repo().join("tests/fixtures/packages/resnet_basic"))
+        .arg(bad_hash_package(scratch.path()))
+        .arg(format!("{}:1", photo("single_face.jpg")))
+        .current_dir(scratch.path())
+        .output()
+        .expect("valgrind runs (apt install valgrind)");
+    assert_success("tests/c/abi_test.c under valgrind", &output);
+    assert!(stdout(&output).contains("all checks passed"));
+}
+
+/// tests/cpp/wrapper_test.cpp: hrm.hpp under AddressSanitizer (with LeakSanitizer) and UBSan.
+#[test]
+fn cpp_wrapper_test_is_clean_under_asan() {
+    let install = install();
+    let exe = install.compile(
+        "c++",
+        "-std=c++17",
+        &repo().join("tests/cpp/wrapper_test.cpp"),
+        &["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"],
+    );
+    let output = install
+        .command(exe)
+        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        .arg("configs/cpu.toml")
+        .arg(repo().join("tests/fixtures/packages/resnet_basic"))
+        .arg(photo("multi_face.jpg"))
+        .arg("5")
+        .output()
+        .unwrap();
+    assert_success("tests/cpp/wrapper_test.cpp under ASan", &output);
+    assert!(stdout(&output).contains("all checks passed"));
+}
+
+/// tests/c/threads.c: 4 threads x 250 frames on their own detectors, one shared runtime; every
+/// result equals the single-threaded one.
+#[test]
+fn four_threads_share_a_runtime_and_agree_with_one() {
+    let install = install();
+    let exe = install.compile("cc", "-std=c11", &repo().join("tests/c/threads.c"), &["-pthread"]);
+    let output = install
+        .command(exe)
+        .arg(repo().join("tests/fixtures/packages/resnet_basic"))
+        .arg(shared().join("models/yunet_s_640_640.onnx"))
+        .args(PHOTOS.map(photo))
+        .output()
+        .unwrap();
+    assert_success("tests/c/threads.c", &output);
+    assert!(stdout(&output).contains("4 threads x 250 frames: 0 results differ"), "{}", stdout(&output));
+}
+
+/// The Unity package's Runtime/ compiles with mcs, runs on mono against libhrm.so, and gives the
+/// C example's faces and AUs.
+#[test]
+fn unity_binding_on_mono_matches_the_c_example() {
+    let install = install();
+    let exe = install._dir.path().join("HrmMonoTest.exe");
+    let runtime = repo().join("examples/unity/com.hrm.runtime/Runtime");
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&runtime)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cs"))
+        .collect();
+    sources.sort();
+    sources.push(repo().join("tests/csharp/HrmMonoTest.cs"));
+    let compile = Command::new("mcs")
+        .args(["-langversion:7", "-warnaserror", "-target:exe"])
+        .arg(format!("-out:{}", exe.display()))
+        .args(&sources)
+        .output()
+        .expect("mcs runs (apt install mono-mcs)");
+    assert_success("mcs", &compile);
+    let output = install
+        .command("mono")
+        .arg(&exe)
+        .arg("configs/cpu.toml")
+        .args(PHOTOS.map(photo))
+        .output()
+        .expect("mono runs (apt install mono-runtime)");
+    assert_success("the C# test on mono", &output);
+    let csharp = parse(&stdout(&output));
+    let c = parse(&run_c_example());
+    assert_eq!(csharp.len(), c.len());
+    for ((path, cs_faces), (_, c_faces)) in csharp.iter().zip(&c) {
+        assert_eq!(cs_faces.len(), c_faces.len(), "{path}: faces, C# vs C");
+        for (cs, c) in cs_faces.iter().zip(c_faces) {
+            assert_eq!(cs.aus, c.aus, "{path}: AUs, C# vs C");
+            for (a, b) in cs.bbox.iter().chain(&cs.keypoints).zip(c.bbox.iter().chain(&c.keypoints)) {
+                assert!((a - b).abs() <= 0.011, "{path}: box or keypoints, C# vs C");
+            }
+        }
+    }
+}

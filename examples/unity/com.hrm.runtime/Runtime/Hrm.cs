@@ -1,0 +1,296 @@
+// The C# face of libhrm: SafeHandle-owned runtime, detector and bitmap, and managed copies of
+// each result. Builds with Unity and, without the UNITY_* parts, with plain mono (mcs).
+using System;
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+#if UNITY_2018_1_OR_NEWER
+using Unity.Collections;
+using Unity.Collections.LowLevel.Unsafe;
+using UnityEngine;
+#endif
+
+namespace Hrm
+{
+    /// <summary>A failed libhrm call: its status code and libhrm's message.</summary>
+    public sealed class HrmException : Exception
+    {
+        public uint Status { get; }
+        public HrmException(uint status, string message) : base(message) { Status = status; }
+    }
+
+    /// <summary>The HRM_PIXEL_FORMAT_* values of hrm.h.</summary>
+    public enum HrmPixelFormat : uint { Rgb8 = 0, Bgr8 = 1, Rgba8 = 2, Bgra8 = 3, Gray8 = 4 }
+
+    /// <summary>One face: box and keypoints in frame pixels (top-left origin), AUs in the runtime's order.</summary>
+    public sealed class HrmFace
+    {
+        public float Score;
+        /// <summary>x, y, width, height.</summary>
+        public float[] Box;
+        /// <summary>Right eye, left eye, nose tip, right and left mouth corner, as x, y pairs.</summary>
+        public float[] Keypoints;
+        public float[] Probabilities;
+        public bool[] Present;
+    }
+
+    internal sealed class RuntimeHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        public RuntimeHandle() : base(true) { }
+        protected override bool ReleaseHandle() { Native.hrm_runtime_free(handle); return true; }
+    }
+
+    internal sealed class DetectorHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        // The runtime stays alive (and is freed after this detector) while the detector lives.
+        internal RuntimeHandle Runtime;
+        public DetectorHandle() : base(true) { }
+        protected override bool ReleaseHandle()
+        {
+            Native.hrm_detector_free(handle);
+            Runtime?.DangerousRelease();
+            return true;
+        }
+    }
+
+    internal sealed class BitmapHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        public BitmapHandle() : base(true) { }
+        protected override bool ReleaseHandle() { Native.hrm_bitmap_free(handle); return true; }
+    }
+
+    internal sealed class ResultHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        public ResultHandle() : base(true) { }
+        protected override bool ReleaseHandle() { Native.hrm_result_free(handle); return true; }
+    }
+
+    /// <summary>A configuration with its models loaded; share one between threads.</summary>
+    public sealed class HrmRuntime : IDisposable
+    {
+        internal readonly RuntimeHandle Handle;
+
+        /// <summary>The AU ids of every face's Probabilities, in order ("AU1", ...).</summary>
+        public string[] AuIds { get; }
+
+        HrmRuntime(RuntimeHandle handle)
+        {
+            Handle = handle;
+            IntPtr ids;
+            UIntPtr count;
+            Native.Check(Native.hrm_runtime_au_ids(Handle, out ids, out count));
+            AuIds = new string[(int)count.ToUInt32()];
+            for (int i = 0; i < AuIds.Length; i++)
+                AuIds[i] = Marshal.PtrToStringAnsi(Marshal.ReadIntPtr(ids, i * IntPtr.Size));
+        }
+
+        /// <summary>Checks that the loaded libhrm speaks the ABI these declarations were written for.</summary>
+        static void CheckAbi()
+        {
+            uint abi = Native.hrm_abi_version();
+            if (abi != Native.AbiVersion)
+                throw new HrmException(1, "libhrm " + Version + " has ABI " + abi + ", this binding expects " + Native.AbiVersion);
+        }
+
+        public static string Version => Marshal.PtrToStringAnsi(Native.hrm_version());
+
+        public static HrmRuntime FromFile(string path)
+        {
+            CheckAbi();
+            RuntimeHandle handle;
+            Native.Check(Native.hrm_runtime_new_from_file(Native.Utf8(path), out handle));
+            return new HrmRuntime(handle);
+        }
+
+        /// <summary>TOML text; relative paths are taken from baseDir (null: the current directory).</summary>
+        public static HrmRuntime FromString(string toml, string baseDir = null)
+        {
+            CheckAbi();
+            RuntimeHandle handle;
+            Native.Check(Native.hrm_runtime_new_from_string(Native.Utf8(toml), Native.Utf8(baseDir), out handle));
+            return new HrmRuntime(handle);
+        }
+
+        public void Dispose() => Handle.Dispose();
+    }
+
+    /// <summary>A photograph decoded by libhrm, copied into managed RGB8 bytes (top row first).</summary>
+    public sealed class HrmBitmap
+    {
+        public readonly byte[] Pixels;
+        public readonly int Width;
+        public readonly int Height;
+
+        public HrmBitmap(string path)
+        {
+            BitmapHandle handle;
+            Native.Check(Native.hrm_bitmap_load(Native.Utf8(path), out handle));
+            using (handle)
+            {
+                var image = new Native.Image { struct_size = (uint)Marshal.SizeOf(typeof(Native.Image)) };
+                Native.Check(Native.hrm_bitmap_image(handle, ref image));
+                Width = (int)image.width;
+                Height = (int)image.height;
+                Pixels = new byte[Width * Height * 3];
+                Marshal.Copy(image.data, Pixels, 0, Pixels.Length);
+            }
+        }
+    }
+
+    /// <summary>A detector with its own inference state: one thread at a time. Dispose it when done.</summary>
+    public sealed class HrmDetector : IDisposable
+    {
+        readonly DetectorHandle handle;
+        public string[] AuIds { get; }
+
+        public HrmDetector(HrmRuntime runtime)
+        {
+            AuIds = runtime.AuIds;
+            bool added = false;
+            runtime.Handle.DangerousAddRef(ref added);
+            try
+            {
+                Native.Check(Native.hrm_detector_new(runtime.Handle, out handle));
+                handle.Runtime = runtime.Handle;
+                added = false;
+            }
+            finally
+            {
+                if (added) runtime.Handle.DangerousRelease();
+            }
+        }
+
+        /// <summary>Every face in a frame of bytes: rows of width pixels, stride bytes apart (0: packed).</summary>
+        public HrmFace[] Detect(byte[] pixels, int width, int height, HrmPixelFormat format,
+                                int stride = 0, bool bottomUp = false, long timestamp = 0)
+        {
+            int bytesPerPixel = format == HrmPixelFormat.Gray8 ? 1 : format <= HrmPixelFormat.Bgr8 ? 3 : 4;
+            if (stride == 0) stride = width * bytesPerPixel;
+            if (pixels == null || (long)stride * (height - 1) + (long)width * bytesPerPixel > pixels.Length)
+                throw new ArgumentException("pixels holds fewer bytes than width, height and stride describe");
+            var pin = GCHandle.Alloc(pixels, GCHandleType.Pinned);
+            try
+            {
+                return Detect(pin.AddrOfPinnedObject(), width, height, format, stride, bottomUp, timestamp);
+            }
+            finally
+            {
+                pin.Free();
+            }
+        }
+
+#if UNITY_2018_1_OR_NEWER
+        /// <summary>WebCamTexture.GetPixels32 / Texture2D.GetPixels32 pixels: RGBA, bottom row first.</summary>
+        public HrmFace[] Detect(Color32[] pixels, int width, int height, long timestamp = 0)
+        {
+            if (pixels == null || pixels.Length < width * height)
+                throw new ArgumentException("pixels holds fewer than width * height colours");
+            var pin = GCHandle.Alloc(pixels, GCHandleType.Pinned);
+            try
+            {
+                return Detect(pin.AddrOfPinnedObject(), width, height, HrmPixelFormat.Rgba8, width * 4, true, timestamp);
+            }
+            finally
+            {
+                pin.Free();
+            }
+        }
+
+        /// <summary>Texture2D.GetRawTextureData / AsyncGPUReadback bytes, bottom row first.</summary>
+        public unsafe HrmFace[] Detect(NativeArray<byte> pixels, int width, int height, HrmPixelFormat format,
+                                       long timestamp = 0)
+        {
+            int bytesPerPixel = format == HrmPixelFormat.Gray8 ? 1 : format <= HrmPixelFormat.Bgr8 ? 3 : 4;
+            if (pixels.Length < width * height * bytesPerPixel)
+                throw new ArgumentException("pixels holds fewer bytes than width and height describe");
+            var data = (IntPtr)NativeArrayUnsafeUtility.GetUnsafeReadOnlyPtr(pixels);
+            return Detect(data, width, height, format, width * bytesPerPixel, true, timestamp);
+        }
+#endif
+
+        /// <summary>AUs of faces already aligned (RGB8 crops of any size), one HrmFace per crop.</summary>
+        public HrmFace[] DetectAligned(byte[][] rgbCrops, int[] widths, int[] heights)
+        {
+            int n = rgbCrops.Length;
+            var pins = new GCHandle[n];
+            var images = new IntPtr[n];
+            int size = Marshal.SizeOf(typeof(Native.Image));
+            try
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    pins[i] = GCHandle.Alloc(rgbCrops[i], GCHandleType.Pinned);
+                    var image = Describe(pins[i].AddrOfPinnedObject(), widths[i], heights[i], HrmPixelFormat.Rgb8, widths[i] * 3, false, 0);
+                    images[i] = Marshal.AllocHGlobal(size);
+                    Marshal.StructureToPtr(image, images[i], false);
+                }
+                ResultHandle result;
+                Native.Check(Native.hrm_detect_aligned(handle, images, (UIntPtr)n, out result));
+                return Read(result);
+            }
+            finally
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    if (images[i] != IntPtr.Zero) Marshal.FreeHGlobal(images[i]);
+                    if (pins[i].IsAllocated) pins[i].Free();
+                }
+            }
+        }
+
+        HrmFace[] Detect(IntPtr data, int width, int height, HrmPixelFormat format, int stride, bool bottomUp, long timestamp)
+        {
+            var image = Describe(data, width, height, format, stride, bottomUp, timestamp);
+            ResultHandle result;
+            Native.Check(Native.hrm_detect_frame(handle, ref image, out result));
+            return Read(result);
+        }
+
+        static Native.Image Describe(IntPtr data, int width, int height, HrmPixelFormat format, int stride, bool bottomUp, long timestamp)
+        {
+            return new Native.Image
+            {
+                struct_size = (uint)Marshal.SizeOf(typeof(Native.Image)),
+                pixel_format = (uint)format,
+                width = (uint)width,
+                height = (uint)height,
+                stride = (UIntPtr)stride,
+                data = data,
+                timestamp = timestamp,
+                flags = bottomUp ? Native.ImageBottomUp : 0,
+            };
+        }
+
+        /// <summary>Copies every face out of a native result and frees it.</summary>
+        static HrmFace[] Read(ResultHandle result)
+        {
+            using (result)
+            {
+                UIntPtr count;
+                Native.Check(Native.hrm_result_face_count(result, out count));
+                var faces = new HrmFace[(int)count.ToUInt32()];
+                for (int i = 0; i < faces.Length; i++)
+                {
+                    var raw = new Native.Face { struct_size = (uint)Marshal.SizeOf(typeof(Native.Face)) };
+                    Native.Check(Native.hrm_result_face(result, (UIntPtr)i, ref raw));
+                    int n = (int)raw.au_count.ToUInt32();
+                    var face = new HrmFace
+                    {
+                        Score = raw.score,
+                        Box = raw.bbox,
+                        Keypoints = raw.keypoints,
+                        Probabilities = new float[n],
+                        Present = new bool[n],
+                    };
+                    Marshal.Copy(raw.probabilities, face.Probabilities, 0, n);
+                    var present = new byte[n];
+                    Marshal.Copy(raw.present, present, 0, n);
+                    for (int a = 0; a < n; a++) face.Present[a] = present[a] != 0;
+                    faces[i] = face;
+                }
+                return faces;
+            }
+        }
+
+        public void Dispose() => handle.Dispose();
+    }
+}
