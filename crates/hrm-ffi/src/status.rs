@@ -216,3 +216,38 @@ pub extern "C" fn hrm_status_str(status: hrm_status) -> *const c_char {
     };
     text.as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last_error() -> String {
+        let mut buf = vec![0u8; 512];
+        let mut needed = 0;
+        // SAFETY: the buffer holds 512 bytes.
+        let status = unsafe { hrm_last_error(buf.as_mut_ptr().cast(), buf.len(), &mut needed) };
+        assert_eq!(status, HRM_OK);
+        String::from_utf8(buf[..needed - 1].to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_status_and_a_message() {
+        let status = guard("hrm_test", || panic!("index 7 out of range"));
+        assert_eq!(status, HRM_ERROR_PANIC);
+        assert_eq!(last_error(), "hrm_test: internal error in libhrm: index 7 out of range");
+        let status = guard("hrm_test", || Err(Failure::invalid("`x` is NULL")));
+        assert_eq!(status, HRM_ERROR_INVALID_ARGUMENT);
+        assert_eq!(last_error(), "hrm_test: `x` is NULL");
+        // Success leaves the last failure's message in place.
+        assert_eq!(guard("hrm_test", || Ok(())), HRM_OK);
+        assert_eq!(last_error(), "hrm_test: `x` is NULL");
+    }
+
+    #[test]
+    fn each_thread_has_its_own_last_error() {
+        guard("hrm_test", || Err(Failure::invalid("on the main thread")));
+        let other = std::thread::spawn(last_error).join().unwrap();
+        assert_eq!(other, "");
+        assert_eq!(last_error(), "hrm_test: on the main thread");
+    }
+}
