@@ -375,3 +375,22 @@ fn unity_binding_on_mono_matches_the_c_example() {
         }
     }
 }
+
+/// The Unity-only parts (the `Color32[]` and `NativeArray<byte>` overloads, the WebCamTexture
+/// sample) type-check with mcs against tests/csharp/UnityStubs.cs, which declares the Unity API
+/// they use with Unity's signatures (Unity itself cannot run here).
+#[test]
+fn unity_only_code_compiles_against_unity_signatures() {
+    let package = repo().join("examples/unity/com.hrm.runtime");
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new("mcs")
+        .args(["-langversion:7", "-warnaserror", "-unsafe", "-target:library", "-define:UNITY_2018_1_OR_NEWER"])
+        .arg(format!("-out:{}", dir.path().join("UnityCheck.dll").display()))
+        .arg(package.join("Runtime/Hrm.cs"))
+        .arg(package.join("Runtime/HrmNative.cs"))
+        .arg(package.join("Samples~/WebCamAus/WebCamAuDisplay.cs"))
+        .arg(repo().join("tests/csharp/UnityStubs.cs"))
+        .output()
+        .expect("mcs runs (apt install mono-mcs)");
+    assert_success("mcs with UNITY_2018_1_OR_NEWER", &output);
+}
