@@ -144,6 +144,14 @@ static void test_runtime_misuse(const char *good_package, const char *bad_packag
     size_t count = 0;
     expect("AU ids of a NULL runtime", hrm_runtime_au_ids(NULL, &ids, &count), HRM_ERROR_INVALID_ARGUMENT, "runtime");
 
+    expect("runtime from a string with a NULL out", hrm_runtime_new_from_string("threads = 1\n", NULL, NULL),
+           HRM_ERROR_INVALID_ARGUMENT, "out");
+    expect("runtime from a path that is not UTF-8", hrm_runtime_new_from_file("\xff\xfe.toml", &runtime),
+           HRM_ERROR_INVALID_ARGUMENT, "UTF-8");
+    expect("runtime from a base_dir that is not UTF-8", hrm_runtime_new_from_string("threads = 1\n", "\xff", &runtime),
+           HRM_ERROR_INVALID_ARGUMENT, "UTF-8");
+    expect("timestamp of a NULL result", hrm_result_timestamp(NULL, NULL), HRM_ERROR_INVALID_ARGUMENT, "result");
+
     hrm_runtime_free(NULL);
     hrm_detector_free(NULL);
     hrm_result_free(NULL);
@@ -338,6 +346,7 @@ static void test_bitmaps(const char *config_path) {
     CHECK(bitmap == NULL, "a failed hrm_bitmap_load wrote its out-parameter");
     hrm_image image = {0};
     expect("image of a NULL bitmap", hrm_bitmap_image(NULL, &image), HRM_ERROR_INVALID_ARGUMENT, "bitmap");
+    expect("bitmap with a NULL out", hrm_bitmap_load(config_path, NULL), HRM_ERROR_INVALID_ARGUMENT, "out");
 }
 
 /* A runtime without [detector]: aligned faces work, raw frames are a configuration error. */
@@ -352,10 +361,17 @@ static void test_aligned_only(const char *good_package, const char *photo) {
     size_t au_count = 0;
     expect("hrm_runtime_au_ids", hrm_runtime_au_ids(runtime, &ids, &au_count), HRM_OK, NULL);
     CHECK(au_count == 22 && strcmp(ids[0], "AU1") == 0 && strcmp(ids[21], "AU43E") == 0, "AU ids");
+    expect("AU ids into NULL", hrm_runtime_au_ids(runtime, NULL, &au_count), HRM_ERROR_INVALID_ARGUMENT, "ids");
+    expect("AU count into NULL", hrm_runtime_au_ids(runtime, &ids, NULL), HRM_ERROR_INVALID_ARGUMENT, "count");
     hrm_bitmap *bitmap = NULL;
     expect("bitmap", hrm_bitmap_load(photo, &bitmap), HRM_OK, NULL);
     if (bitmap != NULL && detector != NULL) {
         hrm_image image = image_of(bitmap);
+        hrm_image too_small = {0};
+        too_small.struct_size = 8;
+        expect("bitmap image with struct_size 8", hrm_bitmap_image(bitmap, &too_small), HRM_ERROR_INVALID_ARGUMENT,
+               "struct_size");
+        expect("bitmap image into NULL", hrm_bitmap_image(bitmap, NULL), HRM_ERROR_INVALID_ARGUMENT, "out");
         hrm_result *result = NULL;
         expect("raw frame without [detector]", hrm_detect_frame(detector, &image, &result), HRM_ERROR_CONFIG,
                "[detector]");
