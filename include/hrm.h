@@ -79,7 +79,8 @@ typedef struct hrm_detector hrm_detector;
 typedef struct hrm_result hrm_result;
 
 // A configuration and the models it names, loaded and verified once. Detectors are made from
-// it; it is read-only afterwards, so any number of threads may share one.
+// it and share its models' weights; it is read-only afterwards, so any number of threads may
+// share one.
 typedef struct hrm_runtime hrm_runtime;
 
 // What every fallible call returns: `HRM_OK` (0) or one of the `HRM_ERROR_*` codes.
@@ -233,8 +234,9 @@ hrm_status hrm_runtime_au_ids(const struct hrm_runtime *runtime,
                               const char *const **ids,
                               size_t *count);
 
-// Creates a detector from a runtime: the runtime's models with inference state of its own
-// (the AU model is prepared for the backend here; allow up to a few seconds for a ViT).
+// Creates a detector from a runtime: the runtime's models (their weights shared, not copied)
+// with inference state and buffers of its own. The first detector's first frame prepares the
+// models for the backend (up to a few seconds for a ViT); later detectors reuse that work.
 //
 // On success `*out` owns the detector: free it with `hrm_detector_free`. Any thread, also
 // while other threads use the runtime and their own detectors.

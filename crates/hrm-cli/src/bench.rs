@@ -50,7 +50,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let registry = crate::registry();
     let threads = config.resolved_threads();
     let load_start = Instant::now();
-    let mut session = registry.get(&config.backend)?.load(&package, &BackendOptions { threads })?;
+    let mut session = registry.get(&config.backend)?.load(&package, &BackendOptions { threads })?.session()?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let spec = &package.manifest.input;
     let per_image = 3 * spec.width * spec.height;

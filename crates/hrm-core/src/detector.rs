@@ -23,10 +23,16 @@ pub trait InferenceSession: Send {
     fn run(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>>;
 }
 
+/// A package's graph as a backend loaded it, once: every session made from it shares its
+/// weights (and whatever the backend prepared), and keeps its own buffers.
+pub trait LoadedModel: Send + Sync {
+    fn session(&self) -> Result<Box<dyn InferenceSession>>;
+}
+
 /// A named way of running a package's graph.
 pub trait Backend: Send + Sync {
     fn name(&self) -> &str;
-    fn load(&self, package: &ModelPackage, options: &BackendOptions) -> Result<Box<dyn InferenceSession>>;
+    fn load(&self, package: &ModelPackage, options: &BackendOptions) -> Result<std::sync::Arc<dyn LoadedModel>>;
 }
 
 /// Backends by name; the CLI and the C ABI register what they were built with.
@@ -84,7 +90,7 @@ impl ModelDetector {
             .ok_or_else(|| Error::field(&config.origin, "model", "a model package folder (or --model)", "nothing"))?;
         let package = ModelPackage::load(dir)?;
         let backend = registry.get(&config.backend)?;
-        let session = backend.load(&package, &BackendOptions { threads: config.resolved_threads() })?;
+        let session = backend.load(&package, &BackendOptions { threads: config.resolved_threads() })?.session()?;
         ModelDetector::new(package, session, config)
     }
 

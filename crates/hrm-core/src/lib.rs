@@ -16,7 +16,9 @@ pub mod resize;
 
 pub use au::{Au, AuSet};
 pub use config::Config;
-pub use detector::{AuDetector, Backend, BackendOptions, BackendRegistry, FaceAus, InferenceSession, ModelDetector};
+pub use detector::{
+    AuDetector, Backend, BackendOptions, BackendRegistry, FaceAus, InferenceSession, LoadedModel, ModelDetector,
+};
 pub use error::{Error, Result};
 pub use image::{ImageView, PixelFormat, RgbImage};
 pub use manifest::{Manifest, ModelPackage};

@@ -4,18 +4,20 @@
 use crate::status::{arg, give, guard, hrm_status, out_arg, str_arg, Failure, HRM_ERROR_CONFIG};
 use hrm_core::manifest::check_thresholds;
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{AuSet, BackendOptions, BackendRegistry, Config, ModelDetector, ModelPackage};
+use hrm_core::{AuSet, BackendOptions, BackendRegistry, Config, LoadedModel, ModelDetector, ModelPackage};
 use hrm_tract::yunet::YunetDetector;
 use std::ffi::{c_char, CString};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A configuration and the models it names, loaded and verified once. Detectors are made from
-/// it; it is read-only afterwards, so any number of threads may share one.
+/// it and share its models' weights; it is read-only afterwards, so any number of threads may
+/// share one.
 pub struct hrm_runtime {
     config: Config,
     package: ModelPackage,
-    registry: BackendRegistry,
+    /// The AU model as the backend loaded it: detectors share its weights and plans.
+    aus: Arc<dyn LoadedModel>,
     /// The face detector as loaded; each detector runs a clone of it.
     yunet: Option<Mutex<YunetDetector>>,
 }
@@ -30,10 +32,12 @@ impl hrm_runtime {
         })?;
         let mut registry = BackendRegistry::default();
         registry.register(Box::new(hrm_tract::TractBackend));
-        registry.get(&config.backend).map_err(Failure::config)?;
+        let backend = registry.get(&config.backend).map_err(Failure::config)?;
         let package = ModelPackage::load(&dir).map_err(Failure::model)?;
         check_thresholds(&config.origin, "thresholds", package.manifest.au_set, &config.thresholds, false)
             .map_err(Failure::config)?;
+        let options = BackendOptions { threads: config.resolved_threads() };
+        let aus = backend.load(&package, &options).map_err(Failure::model)?;
         let yunet = match &config.detector.model {
             Some(model) => Some(Mutex::new(
                 YunetDetector::configured(model, &config.detector, config.resolved_threads())
@@ -41,7 +45,7 @@ impl hrm_runtime {
             )),
             None => None,
         };
-        Ok(hrm_runtime { config, package, registry, yunet })
+        Ok(hrm_runtime { config, package, aus, yunet })
     }
 
     pub(crate) fn au_set(&self) -> AuSet {
@@ -65,9 +69,7 @@ pub struct hrm_detector {
 impl hrm_detector {
     fn new(runtime: &hrm_runtime) -> Result<hrm_detector, Failure> {
         let config = &runtime.config;
-        let backend = runtime.registry.get(&config.backend).map_err(Failure::config)?;
-        let options = BackendOptions { threads: config.resolved_threads() };
-        let session = backend.load(&runtime.package, &options).map_err(Failure::model)?;
+        let session = runtime.aus.session().map_err(Failure::model)?;
         let aus = ModelDetector::new(runtime.package.clone(), session, config).map_err(Failure::config)?;
         let stages = match &runtime.yunet {
             Some(yunet) => {
@@ -211,8 +213,9 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
     })
 }
 
-/// Creates a detector from a runtime: the runtime's models with inference state of its own
-/// (the AU model is prepared for the backend here; allow up to a few seconds for a ViT).
+/// Creates a detector from a runtime: the runtime's models (their weights shared, not copied)
+/// with inference state and buffers of its own. The first detector's first frame prepares the
+/// models for the backend (up to a few seconds for a ViT); later detectors reuse that work.
 ///
 /// On success `*out` owns the detector: free it with `hrm_detector_free`. Any thread, also
 /// while other threads use the runtime and their own detectors.
