@@ -22,7 +22,8 @@
  *   detectors from it concurrently. An hrm_detector holds inference state: one thread at a time
  *   (it may move between threads); give each thread its own detector. hrm_result and hrm_bitmap
  *   are immutable: any thread may read them. The last error is per thread. Free a runtime after
- *   its detectors.
+ *   its detectors. The worker threads libhrm starts for matrix products belong to a runtime or a
+ *   detector and are joined when it is freed: nothing of libhrm's outlives its objects.
  * - Structs that start with `uint32_t struct_size` only grow at the end: set struct_size to
  *   sizeof(the struct) and zero the rest before filling it in.
  * - Versions: hrm_version() is the library version; check hrm_abi_version() == HRM_ABI_VERSION

@@ -3,21 +3,23 @@
 //! The graph is loaded and decluttered once with a symbolic batch size; an optimised plan is then
 //! made for each batch size the caller uses, because tract optimises best with concrete shapes.
 //! Sessions made from one loaded model share its weights and plans (the C ABI's detectors on
-//! one runtime); each keeps its own run buffers and a private pool of `threads` threads for
-//! matrix products.
+//! one runtime); each keeps its own run buffers and a pool of `threads` threads for matrix
+//! products, which it joins when dropped.
 //!
 //! Batches of a convolutional network are run one image at a time: tract's batched convolutions
 //! cost twice as much per image as single ones on a 2-core AVX2 machine (ResNet-50: 150 ms/image
 //! at batch 8, 72 ms at batch 1), while a ViT's batched matrix products gain a little.
 
 mod pool;
+mod threads;
 pub mod yunet;
 
 use hrm_core::manifest::Architecture;
 use hrm_core::{Backend, BackendOptions, Error, InferenceSession, LoadedModel, ModelPackage, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use threads::Pool;
+use tract_linalg::multithread::multithread_tract_scope;
 use tract_onnx::prelude::*;
 
 pub const NAME: &str = "tract";
@@ -90,8 +92,7 @@ pub struct TractModel(Arc<SharedGraph>);
 
 impl LoadedModel for TractModel {
     fn session(&self) -> Result<Box<dyn InferenceSession>> {
-        let executor = executor(self.0.threads);
-        Ok(Box::new(TractSession { graph: self.0.clone(), states: HashMap::new(), executor }))
+        Ok(Box::new(TractSession { graph: self.0.clone(), states: HashMap::new(), pool: Pool::new(self.0.threads) }))
     }
 }
 
@@ -99,16 +100,7 @@ impl LoadedModel for TractModel {
 pub struct TractSession {
     graph: Arc<SharedGraph>,
     states: HashMap<usize, TypedSimpleState>,
-    executor: Executor,
-}
-
-/// A private pool of `threads` threads for matrix products (none for one thread).
-fn executor(threads: usize) -> Executor {
-    if threads > 1 {
-        Executor::multithread(threads)
-    } else {
-        Executor::SingleThread
-    }
+    pool: Arc<Pool>,
 }
 
 fn backend_error(what: &str, e: impl std::fmt::Display) -> Error {
@@ -141,7 +133,7 @@ impl InferenceSession for TractSession {
         for chunk in input.chunks(per_image * batch.min(self.graph.max_batch)) {
             let n = chunk.len() / per_image;
             let tensor = Tensor::from_shape(&[n, c, h, w], chunk).map_err(|e| backend_error("input", e))?;
-            let executor = self.executor.clone();
+            let executor = self.pool.executor();
             let state = self.state(n)?;
             let outputs = multithread_tract_scope(executor, || state.run(tvec!(tensor.into())))
                 .map_err(|e| backend_error("running the graph", e))?;

@@ -2,12 +2,14 @@
 //! model gets the frame letterboxed into its input; a free-size model gets the frame itself
 //! (shrunk past `max_side`) padded to multiples of 32, as OpenCV's FaceDetectorYN runs it.
 
+use crate::threads::Pool;
 use hrm_core::config::FaceDetectorConfig;
 use hrm_core::face::{decode_yunet, DetectionLimits, Face, FaceDetector, Placement, StrideOutput};
 use hrm_core::{Error, ImageView, Result};
 use std::collections::HashMap;
 use std::path::Path;
-use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use std::sync::Arc;
+use tract_linalg::multithread::multithread_tract_scope;
 use tract_onnx::prelude::*;
 
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -23,7 +25,7 @@ pub struct YunetDetector {
     max_side: usize,
     limits: DetectionLimits,
     states: HashMap<(usize, usize), TypedSimpleState>,
-    executor: Executor,
+    pool: Arc<Pool>,
 }
 
 /// A clone shares nothing mutable: it prepares its own plan for each input size it meets, so
@@ -36,7 +38,7 @@ impl Clone for YunetDetector {
             max_side: self.max_side,
             limits: self.limits.clone(),
             states: HashMap::new(),
-            executor: self.executor.clone(),
+            pool: self.pool.clone(),
         }
     }
 }
@@ -59,8 +61,8 @@ impl YunetDetector {
             graph.value_info.clear();
         }
         let model = onnx.model_for_proto_model(&proto).map_err(|e| error(&what, e))?;
-        let executor = crate::executor(threads);
-        Ok(YunetDetector { model, fixed_input: input_size, max_side, limits, states: HashMap::new(), executor })
+        let pool = Pool::new(threads);
+        Ok(YunetDetector { model, fixed_input: input_size, max_side, limits, states: HashMap::new(), pool })
     }
 
     /// The detector a configuration's `[detector]` section describes, its model at `model`.
@@ -106,7 +108,7 @@ impl FaceDetector for YunetDetector {
             let mut plain = tensor.try_as_plain_ram_mut().map_err(|e| error("input", e))?;
             placement.write_input(frame, plain.as_slice_mut::<f32>().map_err(|e| error("input", e))?)?;
         }
-        let executor = self.executor.clone();
+        let executor = self.pool.executor();
         let state = self.state(placement.width, placement.height)?;
         let outputs =
             multithread_tract_scope(executor, || state.run(tvec!(tensor.into()))).map_err(|e| error("running", e))?;
