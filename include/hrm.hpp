@@ -5,7 +5,7 @@
 //   hrm::Detector detector(runtime);
 //   hrm::Bitmap photo("face.jpg");
 //   hrm::Result result = detector.detect(photo.image());
-//   for (const hrm::Face &face : result.faces()) { ... face.probabilities ... }
+//   for (const hrm::Face &face : result) { ... face.probabilities ... }
 //
 // A Face's spans point into its Result: keep the Result alive while reading them.
 //
@@ -144,6 +144,25 @@ public:
         face.present = Span<uint8_t>(raw.present, raw.au_count);
         return face;
     }
+
+    /// Iterates the faces by value: `for (const hrm::Face &face : result)`.
+    class Iterator {
+    public:
+        Iterator(const Result *result, size_t index) : result_(result), index_(index) {}
+        Face operator*() const { return (*result_)[index_]; }
+        Iterator &operator++() {
+            ++index_;
+            return *this;
+        }
+        bool operator!=(const Iterator &other) const { return index_ != other.index_; }
+
+    private:
+        const Result *result_;
+        size_t index_;
+    };
+
+    Iterator begin() const { return Iterator(this, 0); }
+    Iterator end() const { return Iterator(this, size_); }
 
     /// Every face, in order (highest detection score first for frames).
     std::vector<Face> faces() const {

@@ -68,6 +68,12 @@ int main(int argc, char **argv) {
             CHECK(face.probabilities[a] >= 0.0f && face.probabilities[a] <= 1.0f);
         }
     }
+    size_t iterated = 0;
+    for (const hrm::Face &face : result) {
+        CHECK(face.score == result[iterated].score);
+        iterated++;
+    }
+    CHECK(iterated == result.size());
     expect_error("face past the end", HRM_ERROR_INVALID_ARGUMENT, "index", [&] { (void)result[result.size()]; });
 
     // A frame the caller owns, as a camera would hand it: BGR rows with padding.
