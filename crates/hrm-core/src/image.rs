@@ -35,24 +35,32 @@ pub struct ImageView<'a> {
     data: &'a [u8],
 }
 
+/// The bytes a `height` x `width` image with rows `stride` apart spans (the last row need not be
+/// padded), after checking that a row fits in the stride and that the size is addressable.
+/// Callers that only hold a pointer (the C ABI) learn how much they may read from it.
+pub fn byte_len(width: usize, height: usize, stride: usize, format: PixelFormat) -> Result<usize> {
+    let row = width
+        .checked_mul(format.bytes_per_pixel())
+        .ok_or_else(|| Error::InvalidInput(format!("width {width} overflows")))?;
+    if stride < row {
+        return Err(Error::InvalidInput(format!(
+            "stride {stride} is smaller than a row of {width} {format:?} pixels ({row} bytes)"
+        )));
+    }
+    stride
+        .checked_mul(height.saturating_sub(1))
+        .and_then(|n| n.checked_add(row))
+        .filter(|&n| n <= isize::MAX as usize)
+        .ok_or_else(|| Error::InvalidInput(format!("{height} rows of stride {stride} overflow")))
+}
+
 impl<'a> ImageView<'a> {
     /// Checks the geometry against the buffer; the last row need not be padded to `stride`.
     pub fn new(data: &'a [u8], width: usize, height: usize, stride: usize, format: PixelFormat) -> Result<Self> {
         if width == 0 || height == 0 {
             return Err(Error::InvalidInput(format!("image is {width}x{height}: both sides must be at least 1")));
         }
-        let row = width
-            .checked_mul(format.bytes_per_pixel())
-            .ok_or_else(|| Error::InvalidInput(format!("width {width} overflows")))?;
-        if stride < row {
-            return Err(Error::InvalidInput(format!(
-                "stride {stride} is smaller than a row of {width} {format:?} pixels ({row} bytes)"
-            )));
-        }
-        let needed = stride
-            .checked_mul(height - 1)
-            .and_then(|n| n.checked_add(row))
-            .ok_or_else(|| Error::InvalidInput(format!("{height} rows of stride {stride} overflow")))?;
+        let needed = byte_len(width, height, stride, format)?;
         if data.len() < needed {
             return Err(Error::InvalidInput(format!(
                 "buffer holds {} bytes, a {width}x{height} {format:?} image with stride {stride} needs {needed}",

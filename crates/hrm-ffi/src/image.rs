@@ -1,7 +1,7 @@
 //! Frames the caller lends (`hrm_image`), and photographs libhrm decodes for it (`hrm_bitmap`).
 
 use crate::status::{arg, give, guard, hrm_status, out_arg, str_arg, Failure};
-use hrm_core::image::decode_file;
+use hrm_core::image::{byte_len, decode_file};
 use hrm_core::{ImageView, PixelFormat, RgbImage};
 use std::borrow::Cow;
 use std::path::Path;
@@ -109,17 +109,8 @@ impl<'a> Frame<'a> {
             return Err(Failure::invalid(format!("{name}: data is NULL")));
         }
         let (width, height, stride) = (width as usize, height as usize, image.stride);
+        let len = byte_len(width, height, stride, format).map_err(|e| Failure::invalid(format!("{name}: {e}")))?;
         let row = width * format.bytes_per_pixel();
-        if stride < row {
-            return Err(Failure::invalid(format!(
-                "{name}: stride {stride} is smaller than a row of {width} {format:?} pixels ({row} bytes)"
-            )));
-        }
-        let len = stride
-            .checked_mul(height - 1)
-            .and_then(|n| n.checked_add(row))
-            .filter(|&n| n <= isize::MAX as usize)
-            .ok_or_else(|| Failure::invalid(format!("{name}: {height} rows of stride {stride} overflow")))?;
         let data = std::slice::from_raw_parts(image.data, len);
         let pixels = if image.flags & HRM_IMAGE_BOTTOM_UP != 0 {
             let mut top_down = Vec::with_capacity(row * height);
