@@ -92,15 +92,19 @@ impl Placement {
                 (&converted.data[..], converted.width, converted.height)
             }
         };
-        out.fill(0.0);
+        // Every value is written once: the frame's pixels, then zeros to the right and below.
         let (w, h) = (width.min(self.width), height.min(self.height));
-        for y in 0..h {
-            let row = &pixels[y * width * 3..][..w * 3];
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                let at = y * self.width + x;
-                out[at] = px[2] as f32;
-                out[plane + at] = px[1] as f32;
-                out[2 * plane + at] = px[0] as f32;
+        for (c, plane_out) in out.chunks_exact_mut(plane).enumerate() {
+            let channel = 2 - c; // BGR planes from RGB pixels
+            for (y, row_out) in plane_out.chunks_exact_mut(self.width).enumerate() {
+                let (frame_part, padding) = row_out.split_at_mut(if y < h { w } else { 0 });
+                if y < h {
+                    let row = &pixels[y * width * 3..][..w * 3];
+                    for (o, px) in frame_part.iter_mut().zip(row.chunks_exact(3)) {
+                        *o = px[channel] as f32;
+                    }
+                }
+                padding.fill(0.0);
             }
         }
         Ok(())
