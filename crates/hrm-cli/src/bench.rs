@@ -47,7 +47,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return detection(&args, &config);
     }
     let package = ModelPackage::load(args.model.as_deref().expect("clap requires --model without --detection"))?;
-    let registry = crate::registry();
+    let registry = hrm_tract::registry();
     let threads = config.resolved_threads();
     let load_start = Instant::now();
     let mut session = registry.get(&config.backend)?.load(&package, &BackendOptions { threads })?.session()?;

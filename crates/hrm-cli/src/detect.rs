@@ -59,7 +59,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if args.aligned && args.save_aligned.is_some() {
         bail!("--save-aligned writes the crops made from detected faces; with --aligned the inputs are the crops");
     }
-    let detector = ModelDetector::open(&config, args.model.as_deref(), &crate::registry())?;
+    let detector = ModelDetector::open(&config, args.model.as_deref(), &hrm_tract::registry())?;
     let au_set = detector.package().manifest.au_set;
     let mut mode = if args.aligned { Mode::Aligned(detector) } else { Mode::Frames(pipeline(&config, detector)?) };
     if let (Mode::Frames(pipeline), Some(dir)) = (&mut mode, &args.save_aligned) {

@@ -95,10 +95,3 @@ pub fn print(text: &str) -> std::io::Result<()> {
         other => other,
     }
 }
-
-/// The backends this binary was built with.
-pub fn registry() -> hrm_core::BackendRegistry {
-    let mut registry = hrm_core::BackendRegistry::default();
-    registry.register(Box::new(hrm_tract::TractBackend));
-    registry
-}

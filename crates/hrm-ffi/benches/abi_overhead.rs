@@ -5,7 +5,7 @@
 //!     cargo bench -p hrm-ffi --bench abi_overhead [-- CONFIG.toml]
 
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{BackendRegistry, Config, ModelDetector, RgbImage};
+use hrm_core::{Config, ModelDetector, RgbImage};
 use hrm_ffi::*;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,8 +20,7 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn pipeline(config: &Config) -> Pipeline {
-    let mut registry = BackendRegistry::default();
-    registry.register(Box::new(hrm_tract::TractBackend));
+    let registry = hrm_tract::registry();
     let model = config.detector.model.as_ref().expect("the configuration names a [detector] model");
     let yunet = hrm_tract::yunet::YunetDetector::configured(model, &config.detector, config.resolved_threads())
         .expect("YuNet loads");

@@ -4,7 +4,7 @@
 use crate::status::{arg, give, guard, hrm_status, out_arg, str_arg, Failure, HRM_ERROR_CONFIG};
 use hrm_core::manifest::check_thresholds;
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{AuSet, BackendOptions, BackendRegistry, Config, LoadedModel, ModelDetector, ModelPackage};
+use hrm_core::{AuSet, BackendOptions, Config, LoadedModel, ModelDetector, ModelPackage};
 use hrm_tract::yunet::YunetDetector;
 use std::ffi::{c_char, CString};
 use std::path::{Path, PathBuf};
@@ -30,8 +30,7 @@ impl hrm_runtime {
                 format!("{}: no `model` (the AU model package folder)", config.origin.display()),
             )
         })?;
-        let mut registry = BackendRegistry::default();
-        registry.register(Box::new(hrm_tract::TractBackend));
+        let registry = hrm_tract::registry();
         let backend = registry.get(&config.backend).map_err(Failure::config)?;
         let package = ModelPackage::load(&dir).map_err(Failure::model)?;
         check_thresholds(&config.origin, "thresholds", package.manifest.au_set, &config.thresholds, false)

@@ -15,7 +15,7 @@ mod threads;
 pub mod yunet;
 
 use hrm_core::manifest::Architecture;
-use hrm_core::{Backend, BackendOptions, Error, InferenceSession, LoadedModel, ModelPackage, Result};
+use hrm_core::{Backend, BackendOptions, BackendRegistry, Error, InferenceSession, LoadedModel, ModelPackage, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use threads::Pool;
@@ -23,6 +23,13 @@ use tract_linalg::multithread::multithread_tract_scope;
 use tract_onnx::prelude::*;
 
 pub const NAME: &str = "tract";
+
+/// A registry of the backends built in: `tract`.
+pub fn registry() -> BackendRegistry {
+    let mut registry = BackendRegistry::default();
+    registry.register(Box::new(TractBackend));
+    registry
+}
 
 /// Registers as `tract`.
 #[derive(Debug, Default)]

@@ -9,8 +9,7 @@ mod common;
 use common::repo;
 
 fn detector(batch_size: usize) -> ModelDetector {
-    let mut registry = BackendRegistry::default();
-    registry.register(Box::new(hrm_tract::TractBackend));
+    let registry = hrm_tract::registry();
     let config = Config { batch_size, threads: 2, ..Config::default() };
     ModelDetector::open(&config, Some(&repo().join("tests/fixtures/packages/resnet_basic")), &registry).unwrap()
 }

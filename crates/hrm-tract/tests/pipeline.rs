@@ -5,15 +5,14 @@ use hrm_core::align::AlignmentConfig;
 use hrm_core::face::DetectionLimits;
 use hrm_core::image::decode_file;
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{BackendRegistry, Config, ImageView, ModelDetector, PixelFormat};
+use hrm_core::{Config, ImageView, ModelDetector, PixelFormat};
 use hrm_tract::yunet::YunetDetector;
 
 mod common;
 use common::repo;
 
 fn pipeline() -> Pipeline {
-    let mut registry = BackendRegistry::default();
-    registry.register(Box::new(hrm_tract::TractBackend));
+    let registry = hrm_tract::registry();
     let config = Config { threads: 2, ..Config::default() };
     let aus =
         ModelDetector::open(&config, Some(&repo().join("tests/fixtures/packages/resnet_basic")), &registry).unwrap();

@@ -4,7 +4,7 @@
 //! mcs and mono (`.ci/run` installs them); a missing tool fails the test, never skips it.
 
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{BackendRegistry, Config, ModelDetector};
+use hrm_core::{Config, ModelDetector};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -170,8 +170,7 @@ fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
     )
     .unwrap();
     let config = Config::from_file(&repo().join("configs/cpu.toml")).unwrap();
-    let mut registry = BackendRegistry::default();
-    registry.register(Box::new(hrm_tract::TractBackend));
+    let registry = hrm_tract::registry();
     let yunet = hrm_tract::yunet::YunetDetector::configured(
         config.detector.model.as_ref().unwrap(),
         &config.detector,
