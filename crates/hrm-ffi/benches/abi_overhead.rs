@@ -28,9 +28,9 @@ fn pipeline(config: &Config) -> Pipeline {
     Pipeline::new(Box::new(yunet), aus, config.alignment.clone())
 }
 
-/// One C ABI frame as a C caller does it: detect, read every face's AUs, free the result.
-fn abi_frame(detector: *mut hrm_detector, frame: &RgbImage) -> f32 {
-    let image = hrm_image {
+/// `frame` as a C caller lends it.
+fn lent(frame: &RgbImage) -> hrm_image {
+    hrm_image {
         struct_size: std::mem::size_of::<hrm_image>() as u32,
         pixel_format: HRM_PIXEL_FORMAT_RGB8,
         width: frame.width as u32,
@@ -39,7 +39,12 @@ fn abi_frame(detector: *mut hrm_detector, frame: &RgbImage) -> f32 {
         data: frame.data.as_ptr(),
         timestamp: 0,
         flags: 0,
-    };
+    }
+}
+
+/// One C ABI frame as a C caller does it: detect, read every face's AUs, free the result.
+fn abi_frame(detector: *mut hrm_detector, frame: &RgbImage) -> f32 {
+    let image = lent(frame);
     let mut sum = 0.0;
     // SAFETY: the detector is live, the image describes `frame`, and the result is freed here.
     unsafe {
@@ -119,16 +124,7 @@ fn main() {
     // The ABI's own work on a frame with faces, timed alone: reading 5 faces and their AUs out of a
     // result (the detection itself is the Rust pipeline's).
     let frame = hrm_core::resize::resize_bilinear(&photo("multi_face.jpg"), 640, 480);
-    let image = hrm_image {
-        struct_size: std::mem::size_of::<hrm_image>() as u32,
-        pixel_format: HRM_PIXEL_FORMAT_RGB8,
-        width: 640,
-        height: 480,
-        stride: 640 * 3,
-        data: frame.data.as_ptr(),
-        timestamp: 0,
-        flags: 0,
-    };
+    let image = lent(&frame);
     // SAFETY: as in abi_frame.
     unsafe {
         let mut result = std::ptr::null_mut();

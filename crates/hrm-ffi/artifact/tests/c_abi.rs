@@ -33,7 +33,7 @@ fn built_libraries() -> PathBuf {
 
 /// An install prefix made once by tools/install.sh from the libraries cargo just built.
 struct Install {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     prefix: PathBuf,
 }
 
@@ -54,7 +54,7 @@ fn install() -> &'static Install {
         for file in ["lib/libhrm.so", "lib/libhrm.so.1", "lib/libhrm.a", "include/hrm.h", "include/hrm.hpp"] {
             assert!(prefix.join(file).exists(), "the install has no {file}");
         }
-        Install { _dir: dir, prefix }
+        Install { dir, prefix }
     })
 }
 
@@ -76,7 +76,7 @@ impl Install {
 
     /// Compiles one C or C++ source against the installed library, warnings as errors.
     fn compile(&self, compiler: &str, standard: &str, source: &Path, extra: &[&str]) -> PathBuf {
-        let out = self._dir.path().join(source.file_stem().unwrap());
+        let out = self.dir.path().join(source.file_stem().unwrap());
         let output = Command::new(compiler)
             .args([standard, "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
             .args(extra)
@@ -223,7 +223,7 @@ fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
 #[test]
 fn cpp_example_builds_with_cmake_and_matches_the_c_example() {
     let install = install();
-    let build = install._dir.path().join("cmake-build");
+    let build = install.dir.path().join("cmake-build");
     let configure = Command::new("cmake")
         .arg("-S")
         .arg(repo().join("examples/cpp"))
@@ -337,7 +337,7 @@ fn four_threads_share_a_runtime_and_agree_with_one() {
 #[test]
 fn unity_binding_on_mono_matches_the_c_example() {
     let install = install();
-    let exe = install._dir.path().join("HrmMonoTest.exe");
+    let exe = install.dir.path().join("HrmMonoTest.exe");
     let runtime = repo().join("examples/unity/com.hrm.runtime/Runtime");
     let mut sources: Vec<PathBuf> = std::fs::read_dir(&runtime)
         .unwrap()
