@@ -18,6 +18,14 @@
  *   accepts NULL. Images the caller passes in are only read during the call. Results are
  *   library-owned hrm_result objects, read with hrm_result_face(); the one exception is
  *   hrm_last_error(), which copies into a caller buffer with a capacity.
+ * - Freed objects: freeing an object twice, or using it after its _free, is a caller error. Each
+ *   object carries a tag that its _free clears, so the common case is caught: a second _free of
+ *   the same pointer does nothing, and a call given a freed object (or an object of another type)
+ *   returns HRM_ERROR_INVALID_ARGUMENT, both with a last-error note. Not caught: a pointer whose
+ *   memory was reused by a new object of the same type, or one into memory never allocated.
+ * - Large input: frames of more than the configuration's max_image_pixels (by default
+ *   HRM_DEFAULT_MAX_IMAGE_PIXELS) and photographs that declare more are refused with a status;
+ *   memory libhrm cannot allocate for a frame is a status too, not an abort.
  * - Threads: an hrm_runtime is read-only once made: any number of threads may share it and make
  *   detectors from it concurrently. An hrm_detector holds inference state: one thread at a time
  *   (it may move between threads); give each thread its own detector. hrm_result and hrm_bitmap
@@ -64,6 +72,10 @@
 
 // The largest width or height accepted.
 #define HRM_MAX_IMAGE_SIDE 32768
+
+// The most pixels a decoded photograph (`hrm_bitmap_load`) may declare, and a frame may have
+// unless the configuration's `max_image_pixels` says otherwise: Pillow's decompression-bomb limit.
+#define HRM_DEFAULT_MAX_IMAGE_PIXELS 178956970
 
 // The most faces `hrm_detect_aligned` takes in one call.
 #define HRM_MAX_BATCH 4096
@@ -256,8 +268,10 @@ void hrm_detector_free(struct hrm_detector *detector);
 // Decodes a JPEG, PNG, BMP, TIFF or WebP file into a new `hrm_bitmap` (as PIL decodes it).
 //
 // On success `*out` owns the bitmap: free it with `hrm_bitmap_free`. Fails with
-// `HRM_ERROR_IO` when the file cannot be read, `HRM_ERROR_DECODE` when it is not an image.
-// Any thread.
+// `HRM_ERROR_IO` when the file cannot be read, `HRM_ERROR_INVALID_ARGUMENT` when it is not a
+// regular file (a FIFO, a device) or larger than 1 GiB, `HRM_ERROR_DECODE` when it is not an
+// image or its header declares more than `HRM_DEFAULT_MAX_IMAGE_PIXELS` pixels (a decompression
+// bomb: refused before anything is allocated for it). Any thread.
 //
 // # Safety
 // `path` is a NUL-terminated UTF-8 string; `out` is writable.

@@ -41,7 +41,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         None => Config::default(),
     };
     if let Some(threads) = args.threads {
+        anyhow::ensure!(threads <= MAX_THREADS, "--threads {threads}: expected 0 (all cores) to {MAX_THREADS}");
         config.threads = threads;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if config.resolved_threads() > cores {
+        eprintln!(
+            "warning: {} threads on {cores} cores: the figures will be slower, not faster",
+            config.resolved_threads()
+        );
+    }
+    for &batch in &args.batches {
+        anyhow::ensure!((1..=MAX_BATCH).contains(&batch), "--batch {batch}: expected 1 to {MAX_BATCH}");
+    }
+    for size in &args.frame_sizes {
+        frame_size(size)?;
     }
     if args.detection {
         return detection(&args, &config);
@@ -63,7 +77,6 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "batch", "median ms", "min ms", "ms/image", "images/s"
     ))?;
     for &batch in &args.batches {
-        anyhow::ensure!(batch > 0, "batch sizes start at 1");
         // A fixed pseudo-random input: the values do not change the work done.
         let input: Vec<f32> = (0..per_image * batch).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
         let first = Instant::now();
@@ -90,6 +103,21 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The most threads, as the configuration's `threads` allows.
+const MAX_THREADS: usize = 1024;
+/// The largest batch, as the configuration's `batch_size` allows.
+const MAX_BATCH: usize = 1024;
+/// The largest --frame-size side (YuNet's activations at 8192x8192 take several GB).
+const MAX_FRAME_SIDE: usize = 8192;
+
+/// `WIDTHxHEIGHT`, each side from 1 to [`MAX_FRAME_SIDE`].
+fn frame_size(text: &str) -> anyhow::Result<(usize, usize)> {
+    text.split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
+        .filter(|&(w, h)| (1..=MAX_FRAME_SIDE).contains(&w) && (1..=MAX_FRAME_SIDE).contains(&h))
+        .ok_or_else(|| anyhow::anyhow!("--frame-size {text}: expected WIDTHxHEIGHT, each from 1 to {MAX_FRAME_SIDE}"))
+}
+
 /// Detection + alignment of every face to 224x224, per frame.
 fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     use hrm_core::align::align;
@@ -111,11 +139,7 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
         "frame", "faces", "median ms", "min ms", "detect ms"
     ))?;
     for size in &args.frame_sizes {
-        let (w, h) = size
-            .split_once('x')
-            .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
-            .filter(|&(w, h)| w > 0 && h > 0)
-            .ok_or_else(|| anyhow::anyhow!("--frame-size {size}: expected WIDTHxHEIGHT"))?;
+        let (w, h) = frame_size(size)?;
         let frame = hrm_core::resize::resize_bilinear(&photo, w, h);
         let view = frame.view();
         let mut run = || -> anyhow::Result<(usize, f64, f64)> {

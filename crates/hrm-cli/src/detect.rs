@@ -8,11 +8,14 @@ use anyhow::{bail, Context};
 use hrm_core::face::Face;
 use hrm_core::pipeline::Pipeline;
 use hrm_core::{AuSet, Config, FaceAus, ModelDetector, RgbImage};
+use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct DetectArgs {
@@ -59,17 +62,36 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if args.aligned && args.save_aligned.is_some() {
         bail!("--save-aligned writes the crops made from detected faces; with --aligned the inputs are the crops");
     }
+    let started = Instant::now();
+    // Each failure is one message that names its file.
+    let mut failures: Vec<String> = Vec::new();
+    let inputs = collect_inputs(&args.inputs, &mut failures);
+    if inputs.files.is_empty() && failures.is_empty() {
+        bail!(
+            "no images found in {} ({} files without an image extension skipped; images are {})",
+            args.inputs.iter().map(|p| path_text(p)).collect::<Vec<_>>().join(", "),
+            inputs.not_images,
+            IMAGE_EXTENSIONS.join(", ")
+        );
+    }
+    let files = inputs.files;
+
     let detector = ModelDetector::open(&config, args.model.as_deref(), &hrm_tract::registry())?;
-    let au_set = detector.package().manifest.au_set;
+    let manifest = &detector.package().manifest;
+    if manifest.source.fixture {
+        eprintln!(
+            "warning: model `{}` is a random-weight test fixture: its AU numbers mean nothing \
+             (convert the HRM authors' weights with `hrm convert` for real AUs)",
+            manifest.name
+        );
+    }
+    let au_set = manifest.au_set;
     let mut mode = if args.aligned { Mode::Aligned(detector) } else { Mode::Frames(pipeline(&config, detector)?) };
     if let (Mode::Frames(pipeline), Some(dir)) = (&mut mode, &args.save_aligned) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         pipeline.keep_crops(true);
     }
 
-    // Each failure is one message that names its file.
-    let mut failures: Vec<String> = Vec::new();
-    let files = collect_inputs(&args.inputs, &mut failures);
     let total = files.len() + failures.len();
     let mut sink = open_sink(args.format, args.output.as_deref(), au_set, !args.aligned)?;
 
@@ -78,11 +100,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}").expect("a valid template"),
     );
     let mut report = |message: String| progress.suspend(|| fail(&mut failures, message));
+    let mut faces_found = 0usize;
     let batch_size = config.batch_size;
     for (chunk_index, chunk) in files.chunks(batch_size).enumerate() {
         let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
         for (i, path) in chunk.iter().enumerate() {
-            match hrm_core::image::decode_file(path) {
+            match hrm_core::image::decode_file_within(path, config.max_image_pixels) {
                 Ok(image) => decoded.push((chunk_index * batch_size + i, path, image)),
                 Err(e) => report(e.to_string()), // decoding errors name the file
             }
@@ -96,8 +119,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                             let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus) };
                             sink.write(au_set, &row).context("writing results")?;
                         }
+                        faces_found += results.len();
                     }
-                    Err(e) => decoded.iter().for_each(|(_, path, _)| report(format!("{}: {e}", path.display()))),
+                    Err(e) => decoded.iter().for_each(|(_, path, _)| report(format!("{}: {e}", path_text(path)))),
                 }
             }
             Mode::Frames(pipeline) => {
@@ -105,10 +129,11 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                     let faces = match pipeline.process(&image.view()) {
                         Ok(faces) => faces,
                         Err(e) => {
-                            report(format!("{}: {e}", path.display()));
+                            report(format!("{}: {e}", path_text(path)));
                             continue;
                         }
                     };
+                    faces_found += faces.len();
                     if faces.is_empty() {
                         let row = Row { path, index: *index, face: 0, detection: None, aus: None };
                         sink.write(au_set, &row).context("writing results")?;
@@ -118,11 +143,10 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                             Row { path, index: *index, face: n, detection: Some(&result.face), aus: Some(&result.aus) };
                         sink.write(au_set, &row).context("writing results")?;
                         if let (Some(dir), Some(crop)) = (&args.save_aligned, &result.aligned) {
-                            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                            let stem = path.file_stem().map(|s| path_text(Path::new(s))).unwrap_or_default();
                             let out = dir.join(format!("{stem}_face{n}.png"));
-                            let (w, h) = (crop.width as u32, crop.height as u32);
-                            if let Err(e) = image::save_buffer(&out, &crop.data, w, h, image::ExtendedColorType::Rgb8) {
-                                report(format!("{}: writing {}: {e}", path.display(), out.display()));
+                            if let Err(e) = save_png(&out, crop) {
+                                report(format!("{}: writing {}: {e}", path_text(path), path_text(&out)));
                             }
                         }
                     }
@@ -134,6 +158,19 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     sink.finish()?;
 
+    let mut summary = format!(
+        "hrm: {} images, {faces_found} faces, {} failed, in {:.1} s",
+        files.len(),
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if inputs.not_images > 0 {
+        summary += &format!("; {} files without an image extension skipped", inputs.not_images);
+    }
+    if inputs.special > 0 {
+        summary += &format!("; {} special files skipped", inputs.special);
+    }
+    eprintln!("{summary}");
     if failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -142,6 +179,34 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  {message}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// Writes an aligned crop as PNG; a write that fails (a full disk) leaves no partial file.
+fn save_png(path: &Path, crop: &RgbImage) -> anyhow::Result<()> {
+    let mut png = Vec::new();
+    let (w, h) = (crop.width as u32, crop.height as u32);
+    image::codecs::png::PngEncoder::new(&mut png).write_image(&crop.data, w, h, image::ExtendedColorType::Rgb8)?;
+    write_whole(path, &png, |file, bytes| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    })?;
+    Ok(())
+}
+
+/// Creates `path` and writes `bytes` with `write`; on failure the file is removed, so nothing
+/// half-written is left for a later step to mistake for a result.
+fn write_whole(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut file = File::create(path)?;
+    let result = write(&mut file, bytes);
+    if result.is_err() {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+    }
+    result
 }
 
 enum Mode {
@@ -175,19 +240,45 @@ struct Row<'a> {
     aus: Option<&'a FaceAus>,
 }
 
-/// Files as given, and folders expanded recursively in sorted order.
-fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<String>) -> Vec<PathBuf> {
-    let mut files = Vec::new();
+/// File extensions a folder scan takes as images (what the decoders read), compared without case.
+const IMAGE_EXTENSIONS: [&str; 10] = ["jpg", "jpeg", "jpe", "jfif", "png", "bmp", "dib", "tif", "tiff", "webp"];
+
+/// The images to process, and what a folder scan passed over.
+#[derive(Default)]
+struct Inputs {
+    files: Vec<PathBuf>,
+    /// Files in scanned folders whose extension is not an image format (README.txt, .DS_Store).
+    not_images: usize,
+    /// FIFOs, devices, sockets and broken links in scanned folders, skipped with a note.
+    special: usize,
+}
+
+/// Files as given, and folders expanded recursively in sorted order. Each real folder is scanned
+/// once, whatever links lead to it (two links to `.` would otherwise loop forever); in folders,
+/// only regular files with an image extension are taken. A file named on the command line is
+/// taken whatever its extension, and is an error if it is not a regular file.
+fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<String>) -> Inputs {
+    let mut found = Inputs::default();
+    let mut scanned = HashSet::new();
     for input in inputs {
-        if input.is_dir() {
-            walk(input, &mut files, failures);
-        } else if input.exists() {
-            files.push(input.clone());
-        } else {
-            fail(failures, format!("{}: no such file or folder", input.display()));
+        match std::fs::metadata(input) {
+            Ok(meta) if meta.is_dir() => walk(input, &meta, &mut found, &mut scanned, failures),
+            Ok(meta) if meta.is_file() => found.files.push(input.clone()),
+            Ok(meta) => fail(
+                failures,
+                format!(
+                    "{}: {}, not an image file",
+                    path_text(input),
+                    hrm_core::image::describe_file_type(meta.file_type())
+                ),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fail(failures, format!("{}: no such file or folder", path_text(input)))
+            }
+            Err(e) => fail(failures, format!("{}: {e}", path_text(input))),
         }
     }
-    files
+    found
 }
 
 fn fail(failures: &mut Vec<String>, message: String) {
@@ -195,22 +286,87 @@ fn fail(failures: &mut Vec<String>, message: String) {
     failures.push(message);
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, failures: &mut Vec<String>) {
+/// A folder's identity, so that links to a folder already scanned are not followed again.
+fn folder_id(meta: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (0, 0)
+    }
+}
+
+fn walk(
+    dir: &Path,
+    meta: &std::fs::Metadata,
+    found: &mut Inputs,
+    scanned: &mut HashSet<(u64, u64)>,
+    failures: &mut Vec<String>,
+) {
+    if !scanned.insert(folder_id(meta)) {
+        return;
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            fail(failures, format!("{}: {e}", dir.display()));
+            fail(failures, format!("{}: {e}", path_text(dir)));
             return;
         }
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
     for path in paths {
-        if path.is_dir() {
-            walk(&path, files, failures);
-        } else {
-            files.push(path);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, &meta, found, scanned, failures),
+            Ok(meta) if meta.is_file() => {
+                let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+                if extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
+                    found.files.push(path);
+                } else {
+                    found.not_images += 1;
+                }
+            }
+            Ok(meta) => {
+                found.special += 1;
+                let kind = hrm_core::image::describe_file_type(meta.file_type());
+                eprintln!("note: skipping {}: {kind}", path_text(&path));
+            }
+            Err(e) => {
+                found.special += 1;
+                eprintln!("note: skipping {}: {e}", path_text(&path));
+            }
         }
+    }
+}
+
+/// A path as text that keeps every byte: names that are UTF-8 are written as they are; in a name
+/// that is not, each byte that is not part of valid UTF-8 is written as `\xNN` and a backslash as
+/// `\\`, so two names that differ in one byte stay different (where a lossy conversion would
+/// print both as `caf\u{FFFD}.jpg`) and the original bytes can be recovered.
+pub fn path_text(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes();
+        if std::str::from_utf8(bytes).is_ok() {
+            return path.display().to_string();
+        }
+        let mut out = String::new();
+        for chunk in bytes.utf8_chunks() {
+            out.push_str(&chunk.valid().replace('\\', "\\\\"));
+            for byte in chunk.invalid() {
+                out.push_str(&format!("\\x{byte:02x}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        path.display().to_string()
     }
 }
 
@@ -249,7 +405,7 @@ impl Sink {
         match self {
             Sink::Json { out, frames } => {
                 let mut object = serde_json::Map::new();
-                object.insert("file".into(), row.path.display().to_string().into());
+                object.insert("file".into(), path_text(row.path).into());
                 object.insert("face".into(), row.face.into());
                 if *frames {
                     object.insert("success".into(), row.aus.is_some().into());
@@ -295,7 +451,7 @@ impl Sink {
                     None => (vec![""; au_set.len()], vec![String::new(); au_set.len()]),
                 };
                 writeln!(presence, "{frame},{detection}{}", flags.join(","))?;
-                let file = csv_field(&row.path.display().to_string());
+                let file = csv_field(&path_text(row.path));
                 writeln!(probabilities, "{file},{frame},{detection}{}", values.join(","))?;
                 presence.flush()?;
                 probabilities.flush()
@@ -333,17 +489,59 @@ fn frame_number(path: &Path) -> Option<u64> {
     stem[start..end].parse().ok()
 }
 
+/// A CSV cell holding text from outside (a file name). Text a spreadsheet would run as a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab or a carriage return: `=cmd|calc!A1.jpg`) gets a
+/// leading `'`, as OWASP advises; cells with a comma, quote or line break are quoted.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_string() };
+    if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
-        text.to_string()
+        text
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_that_spreadsheets_would_run_are_neutralised() {
+        assert_eq!(csv_field("=cmd|calc!A1.jpg"), "'=cmd|calc!A1.jpg");
+        assert_eq!(csv_field("@SUM(A1).png"), "'@SUM(A1).png");
+        assert_eq!(csv_field("-2+3.png"), "'-2+3.png");
+        assert_eq!(csv_field("+a,b.png"), "\"'+a,b.png\"");
+        assert_eq!(csv_field("photos/a \"b\".jpg"), "\"photos/a \"\"b\"\".jpg\"");
+        assert_eq!(csv_field("photos/face.jpg"), "photos/face.jpg");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_stay_distinct_and_recoverable() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let latin1 = path_text(Path::new(OsStr::from_bytes(b"caf\xe9.jpg")));
+        let other = path_text(Path::new(OsStr::from_bytes(b"caf\xe8.jpg")));
+        assert_eq!(latin1, "caf\\xe9.jpg");
+        assert_eq!(other, "caf\\xe8.jpg");
+        assert_eq!(path_text(Path::new(OsStr::from_bytes(b"a\\b\xff"))), "a\\\\b\\xff");
+        assert_eq!(path_text(Path::new("café.jpg")), "café.jpg");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("face0.png");
+        let err = write_whole(&target, b"0123456789", |file, bytes| {
+            std::io::Write::write_all(file, &bytes[..4])?;
+            Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert!(!target.exists(), "the partial file was left behind");
+        write_whole(&target, b"0123456789", std::io::Write::write_all).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"0123456789");
+    }
 
     #[test]
     fn frame_numbers_come_from_the_last_digits() {

@@ -60,7 +60,7 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     for au in m.au_set.aus() {
         line!(out, "    {:<6} {:<40} threshold {}", au.id, au.name, m.thresholds[au.id]);
     }
-    line!(out, "  files (sha256 verified):");
+    line!(out, "  files (sha256 verified, graph checked against the manifest):");
     line!(out, "    {}  {}", m.files.onnx.sha256, m.files.onnx.name);
     line!(out, "    {}  {}", m.files.weights.sha256, m.files.weights.name);
     line!(out, "  converted from: {} (sha256 {})", m.source.checkpoint, m.source.sha256);
@@ -68,6 +68,9 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         line!(out, "    note: {note}");
     }
     line!(out, "  licence:       {}", m.source.licence);
+    if m.source.fixture {
+        line!(out, "  warning:       a random-weight test fixture: its AU numbers mean nothing");
+    }
     crate::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,10 @@ enum Command {
         /// ViT attention heads (default: width / 64, as in ViT-B/16 and ViT-L/16).
         #[arg(long)]
         heads: Option<usize>,
+        /// The checkpoint holds random test weights: the package says so, and `hrm detect` warns
+        /// that its numbers mean nothing.
+        #[arg(long)]
+        fixture: bool,
     },
     /// Describe a model package and verify its files.
     Info { package: PathBuf },
@@ -42,7 +46,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Convert { checkpoint, out, name, heads } => convert(checkpoint, out, name, heads),
+        Command::Convert { checkpoint, out, name, heads, fixture } => convert(checkpoint, out, name, heads, fixture),
         Command::Info { package } => info::run(&package),
         Command::Detect(args) => detect::run(args),
         Command::Bench(args) => bench::run(args),
@@ -56,8 +60,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn convert(checkpoint: PathBuf, out: PathBuf, name: Option<String>, heads: Option<usize>) -> anyhow::Result<ExitCode> {
-    let options = hrm_convert::ConvertOptions { name, arch: hrm_convert::ArchOptions { heads } };
+fn convert(
+    checkpoint: PathBuf,
+    out: PathBuf,
+    name: Option<String>,
+    heads: Option<usize>,
+    fixture: bool,
+) -> anyhow::Result<ExitCode> {
+    let options = hrm_convert::ConvertOptions { name, arch: hrm_convert::ArchOptions { heads }, fixture };
     let converted = hrm_convert::convert(&checkpoint, &out, &options)?;
     let m = &converted.manifest;
     eprintln!("converted {} -> {}", checkpoint.display(), converted.dir.display());

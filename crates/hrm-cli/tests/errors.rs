@@ -162,7 +162,7 @@ fn a_config_with_an_unknown_key_names_the_key_and_the_file() {
 }
 
 #[test]
-fn a_folder_with_non_images_reports_each_and_keeps_the_rest() {
+fn a_folder_scan_skips_non_images_and_reports_broken_ones() {
     let dir = tempfile::tempdir().unwrap();
     let package = dir.path().join("pkg");
     convert_fixture("resnet_basic", &package);
@@ -179,8 +179,10 @@ fn a_folder_with_non_images_reports_each_and_keeps_the_rest() {
     let output = hrm(&["detect", "--aligned", "--model", path(&package), "--output", path(&out), path(&inputs)]);
     let text = stderr(&output);
     assert!(!output.status.success(), "failures give a non-zero exit");
-    assert!(text.contains("2 of 4 inputs failed"), "{text}");
-    assert!(text.contains("b.txt") && text.contains("not a recognised image format"), "{text}");
+    assert!(text.contains("1 of 3 inputs failed"), "{text}");
+    assert!(!text.contains("b.txt"), "a file without an image extension is skipped, not an error: {text}");
+    assert!(text.contains("1 files without an image extension skipped"), "{text}");
+    assert!(text.contains("hrm: 3 images, 2 faces, 1 failed"), "the summary line: {text}");
     assert!(text.contains("broken.jpg") && text.contains("truncated"), "{text}");
     let written = std::fs::read_to_string(&out).unwrap();
     let files: Vec<String> = written
@@ -189,6 +191,12 @@ fn a_folder_with_non_images_reports_each_and_keeps_the_rest() {
         .collect();
     assert_eq!(files.len(), 2, "the readable images are all written: {written}");
     assert!(files[0].ends_with("a.jpg") && files[1].ends_with("nested/c.jpg"), "sorted, recursive: {files:?}");
+
+    // Named on the command line, a non-image is an error.
+    let output = hrm(&["detect", "--aligned", "--model", path(&package), path(&inputs.join("b.txt"))]);
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert!(text.contains("b.txt") && text.contains("not a recognised image format"), "{text}");
 }
 
 #[test]

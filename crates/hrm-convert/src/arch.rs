@@ -7,7 +7,7 @@
 
 use crate::error::{ConvertError, Result};
 use crate::pickle::TensorRef;
-use hrm_core::manifest::{Architecture, ResnetBlock, VitPooling};
+use hrm_core::manifest::{self, Architecture, ResnetBlock, VitPooling};
 use hrm_core::AuSet;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -152,7 +152,7 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
     }
     let depth = block_count(tensors, "blocks.");
     let grid = (tokens.saturating_sub(1) as f64).sqrt().round() as usize;
-    if grid * grid + 1 != tokens {
+    if grid.checked_mul(grid).and_then(|g| g.checked_add(1)) != Some(tokens) {
         return Err(tensor_error(
             path,
             NAME,
@@ -165,41 +165,10 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
     }
     let pooling = if tensors.keys().any(|k| k.starts_with("fc_norm.")) { VitPooling::Mean } else { VitPooling::Cls };
     let au_set = au_set(path, NAME, outputs)?;
-
-    let v = |name: &str, shape: &[usize]| (name.to_string(), shape.to_vec());
-    let mut expected = vec![
-        v("cls_token", &[1, 1, width]),
-        v("pos_embed", &[1, tokens, width]),
-        v("patch_embed.proj.weight", &[width, 3, patch, patch]),
-        v("patch_embed.proj.bias", &[width]),
-    ];
-    for i in 0..depth {
-        let b = |part: &str, shape: &[usize]| (format!("blocks.{i}.{part}"), shape.to_vec());
-        expected.extend([
-            b("norm1.weight", &[width]),
-            b("norm1.bias", &[width]),
-            b("attn.qkv.weight", &[3 * width, width]),
-            b("attn.qkv.bias", &[3 * width]),
-            b("attn.proj.weight", &[width, width]),
-            b("attn.proj.bias", &[width]),
-            b("norm2.weight", &[width]),
-            b("norm2.bias", &[width]),
-            b("mlp.fc1.weight", &[mlp_hidden, width]),
-            b("mlp.fc1.bias", &[mlp_hidden]),
-            b("mlp.fc2.weight", &[width, mlp_hidden]),
-            b("mlp.fc2.bias", &[width]),
-        ]);
-    }
-    let norm = match pooling {
-        VitPooling::Mean => "fc_norm",
-        VitPooling::Cls => "norm",
-    };
-    expected.extend([
-        v(&format!("{norm}.weight"), &[width]),
-        v(&format!("{norm}.bias"), &[width]),
-        v("head.weight", &[outputs, width]),
-        v("head.bias", &[outputs]),
-    ]);
+    let architecture =
+        Architecture::Vit { width, depth, heads, patch_size: patch, mlp_hidden, pooling, layer_norm_eps: 1e-6 };
+    let input_size = bounded(path, NAME, &architecture, grid.checked_mul(patch))?;
+    let expected = architecture.tensors(outputs, input_size, input_size);
     let mut notes = Vec::new();
     let ignored = ["ID_head."];
     if tensors.keys().any(|k| k.starts_with("ID_head.")) {
@@ -213,21 +182,24 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
     if options.heads.is_none() {
         notes.push(format!("attention heads: {heads} (width {width} / 64)"));
     }
-    Ok(Recognised {
-        architecture: Architecture::Vit {
-            width,
-            depth,
-            heads,
-            patch_size: patch,
-            mlp_hidden,
-            pooling,
-            layer_norm_eps: 1e-6,
-        },
-        au_set,
-        input_size: grid * patch,
-        tensors: expected,
-        notes,
-    })
+    Ok(Recognised { architecture, au_set, input_size, tensors: expected, notes })
+}
+
+/// Checks the parameters read from the tensors before anything is sized by them (a key such as
+/// `blocks.100000000.norm1.weight` would otherwise ask for a hundred million blocks), and the input
+/// side they imply; returns that side.
+fn bounded(path: &Path, name: &str, architecture: &Architecture, input_size: Option<usize>) -> Result<usize> {
+    architecture.check().map_err(|(field, expected, found)| {
+        tensor_error(path, name, vec![format!("the tensors give {field} = {found}, expected {expected}")])
+    })?;
+    match input_size {
+        Some(side) if (1..=manifest::MAX_INPUT_SIDE).contains(&side) => Ok(side),
+        _ => Err(tensor_error(
+            path,
+            name,
+            vec![format!("the tensors imply an input side over {} pixels", manifest::MAX_INPUT_SIDE)],
+        )),
+    }
 }
 
 fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
@@ -249,13 +221,6 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
         };
         out_channels.push(dim(tensors, &format!("layer{k}.0.{last_conv}.weight"), 0, &mut problems));
     }
-    let groups = match block {
-        ResnetBlock::Bottleneck => {
-            let per_group = dim(tensors, "layer1.0.conv2.weight", 1, &mut problems);
-            widths[0].checked_div(per_group).unwrap_or(1).max(1)
-        }
-        ResnetBlock::Basic => 1,
-    };
     let outputs = dim(tensors, "fc.weight", 0, &mut problems);
     if stages == 0 {
         problems.push("missing: layer1.0.conv1.weight".into());
@@ -263,41 +228,22 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     if !problems.is_empty() {
         return Err(tensor_error(path, NAME, problems));
     }
-    let au_set = au_set(path, NAME, outputs)?;
-
-    let mut expected = Vec::new();
-    let mut conv_bn = |prefix: &str, conv: &str, bn: &str, shape: [usize; 4]| {
-        expected.push((format!("{prefix}{conv}.weight"), shape.to_vec()));
-        for part in ["weight", "bias", "running_mean", "running_var"] {
-            expected.push((format!("{prefix}{bn}.{part}"), vec![shape[0]]));
+    let groups = match block {
+        ResnetBlock::Bottleneck => {
+            let per_group = dim(tensors, "layer1.0.conv2.weight", 1, &mut problems);
+            widths[0].checked_div(per_group).unwrap_or(1).max(1)
         }
+        ResnetBlock::Basic => 1,
     };
-    conv_bn("", "conv1", "bn1", [stem_width, 3, 7, 7]);
-    let mut in_ch = stem_width;
-    for (s, ((&blocks, &w), &out)) in layers.iter().zip(&widths).zip(&out_channels).enumerate() {
-        for b in 0..blocks {
-            let prefix = format!("layer{}.{b}.", s + 1);
-            let stride = if s > 0 && b == 0 { 2 } else { 1 };
-            match block {
-                ResnetBlock::Bottleneck => {
-                    conv_bn(&prefix, "conv1", "bn1", [w, in_ch, 1, 1]);
-                    conv_bn(&prefix, "conv2", "bn2", [w, w / groups, 3, 3]);
-                    conv_bn(&prefix, "conv3", "bn3", [out, w, 1, 1]);
-                }
-                ResnetBlock::Basic => {
-                    conv_bn(&prefix, "conv1", "bn1", [w, in_ch, 3, 3]);
-                    conv_bn(&prefix, "conv2", "bn2", [out, w, 3, 3]);
-                }
-            }
-            if b == 0 && (stride != 1 || in_ch != out) {
-                conv_bn(&prefix, "downsample.0", "downsample.1", [out, in_ch, 1, 1]);
-            }
-            in_ch = out;
-        }
+    if !problems.is_empty() {
+        return Err(tensor_error(path, NAME, problems));
     }
-    expected.push(("fc.weight".into(), vec![outputs, in_ch]));
-    expected.push(("fc.bias".into(), vec![outputs]));
+    let au_set = au_set(path, NAME, outputs)?;
+    let architecture = Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups };
+    let input_size = bounded(path, NAME, &architecture, Some(224))?;
+    let expected = architecture.tensors(outputs, input_size, input_size);
     check(path, NAME, tensors, &expected, &[])?;
+    let Architecture::Resnet { layers, widths, .. } = &architecture else { unreachable!("built above") };
     let notes = vec![format!(
         "{} blocks per stage {:?}, widths {:?}, groups {groups}",
         match block {
@@ -307,11 +253,5 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
         layers,
         widths
     )];
-    Ok(Recognised {
-        architecture: Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups },
-        au_set,
-        input_size: 224,
-        tensors: expected,
-        notes,
-    })
+    Ok(Recognised { architecture, au_set, input_size, tensors: expected, notes })
 }

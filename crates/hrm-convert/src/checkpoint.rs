@@ -38,9 +38,10 @@ impl Checkpoint {
             .map(str::to_string)
             .ok_or_else(|| bad("the archive has no data.pkl".into()))?;
         let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-        if let Ok(mut entry) = archive.by_name(&format!("{prefix}byteorder")) {
-            let mut order = String::new();
-            entry.read_to_string(&mut order).map_err(|e| bad(format!("byteorder: {e}")))?;
+        let byteorder = format!("{prefix}byteorder");
+        if archive.index_for_name(&byteorder).is_some() {
+            let order = read_entry(&mut archive, &byteorder, 64).map_err(bad)?;
+            let order = String::from_utf8_lossy(&order);
             if order.trim() != "little" {
                 return Err(bad(format!(
                     "byte order `{}`; only little-endian checkpoints are supported",
@@ -48,11 +49,7 @@ impl Checkpoint {
                 )));
             }
         }
-        let mut bytes = Vec::new();
-        archive
-            .by_name(&pickle_name)
-            .and_then(|mut e| e.read_to_end(&mut bytes).map_err(Into::into))
-            .map_err(|e| bad(format!("{pickle_name}: {e}")))?;
+        let bytes = read_entry(&mut archive, &pickle_name, MAX_PICKLE_BYTES).map_err(bad)?;
         let root = pickle::load(&bytes).map_err(|e| bad(format!("{pickle_name}: {e}")))?;
         Ok(Checkpoint { path: path.to_path_buf(), archive, prefix, root })
     }
@@ -105,19 +102,21 @@ impl Checkpoint {
             return Err(bad(format!("holds {:?}, not floating point", tensor.dtype)));
         }
         let entry = format!("{}data/{}", self.prefix, tensor.storage);
-        let mut raw = Vec::new();
-        self.archive
-            .by_name(&entry)
-            .and_then(|mut e| e.read_to_end(&mut raw).map_err(Into::into))
-            .map_err(|e| bad(format!("storage {entry}: {e}")))?;
         let size = tensor.dtype.size();
-        if raw.len() != tensor.storage_len * size {
+        let needed =
+            tensor.storage_len.checked_mul(size).filter(|&n| n as u64 <= MAX_STORAGE_BYTES).ok_or_else(|| {
+                bad(format!(
+                    "storage {entry} declares {} elements of {:?}, more than the limit of {MAX_STORAGE_BYTES} bytes",
+                    tensor.storage_len, tensor.dtype
+                ))
+            })?;
+        let raw = read_entry(&mut self.archive, &entry, needed as u64).map_err(bad)?;
+        if raw.len() != needed {
             return Err(bad(format!(
-                "storage {entry} holds {} bytes, {} elements of {:?} need {}",
+                "storage {entry} holds {} bytes, {} elements of {:?} need {needed}",
                 raw.len(),
                 tensor.storage_len,
                 tensor.dtype,
-                tensor.storage_len * size
             )));
         }
         let last = tensor.shape.iter().zip(&tensor.stride).try_fold(tensor.offset, |acc, (&n, &s)| {
@@ -136,9 +135,11 @@ impl Checkpoint {
                 )))
             }
         }
-        let mut out = Vec::with_capacity(tensor.numel());
+        // The view lies inside the storage (checked above), so it has at most `storage_len` elements.
+        let numel = tensor.numel();
+        let mut out = Vec::with_capacity(numel);
         let mut index = vec![0usize; tensor.shape.len()];
-        for _ in 0..tensor.numel() {
+        for _ in 0..numel {
             let at = tensor.offset + index.iter().zip(&tensor.stride).map(|(i, s)| i * s).sum::<usize>();
             out.push(element(&raw[at * size..][..size], tensor.dtype));
             for axis in (0..index.len()).rev() {
@@ -151,6 +152,25 @@ impl Checkpoint {
         }
         Ok(out)
     }
+}
+
+/// The pickle of a checkpoint is a few MB (its tensors live in other entries).
+const MAX_PICKLE_BYTES: u64 = 256 << 20;
+/// The largest storage read (ViT-L/16's largest tensor is 16 MB; a whole ViT-L in one storage 1.2 GB).
+const MAX_STORAGE_BYTES: u64 = 4 << 30;
+
+/// Reads one zip entry, refusing it when the zip declares more than `limit` bytes and stopping at
+/// the declared size whatever the compressed data inflates to (a zip bomb ends there).
+fn read_entry(archive: &mut zip::ZipArchive<File>, name: &str, limit: u64) -> std::result::Result<Vec<u8>, String> {
+    let entry = archive.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+    let declared = entry.size();
+    if declared > limit {
+        return Err(format!("{name}: the archive declares {declared} bytes, more than the {limit} expected"));
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(declared as usize).map_err(|_| format!("{name}: {declared} bytes cannot be allocated"))?;
+    entry.take(declared).read_to_end(&mut bytes).map_err(|e| format!("{name}: {e}"))?;
+    Ok(bytes)
 }
 
 fn element(bytes: &[u8], dtype: DType) -> f32 {

@@ -23,11 +23,17 @@ const ONNX_FILE: &str = "model.onnx";
 const WEIGHTS_FILE: &str = "model.safetensors";
 const LICENCE_NOTE: &str = "Weights by the Hugging Rain Man authors (arXiv 2411.13797), under the licence they publish them with; this package only changes their format.";
 
+const FIXTURE_NOTE: &str =
+    "Random-weight test fixture: it runs and matches PyTorch on the same weights, but its outputs mean nothing.";
+
 #[derive(Debug, Clone, Default)]
 pub struct ConvertOptions {
     /// Package name; by default the checkpoint's file stem.
     pub name: Option<String>,
     pub arch: ArchOptions,
+    /// The checkpoint holds random test weights: the manifest says so instead of naming the HRM
+    /// authors' licence, and `hrm detect` warns that the numbers mean nothing.
+    pub fixture: bool,
 }
 
 /// What a conversion produced.
@@ -56,7 +62,8 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         checkpoint.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     });
 
-    let staging = staging_dir(out)?;
+    let guard = Staging::new(out)?;
+    let staging = guard.0.as_path();
     let result = (|| -> Result<Manifest> {
         let layout =
             safetensors::Layout::new(&recognised.tensors, &[("format", "pt".into()), ("source", file_name.clone())]);
@@ -100,8 +107,9 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
             source: Source {
                 checkpoint: file_name.clone(),
                 sha256: manifest::sha256_file(checkpoint)?,
-                licence: LICENCE_NOTE.into(),
+                licence: if options.fixture { FIXTURE_NOTE } else { LICENCE_NOTE }.into(),
                 notes: notes.clone(),
+                fixture: options.fixture,
             },
         };
         let toml_path = staging.join(manifest::MANIFEST_FILE);
@@ -111,43 +119,83 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         Ok(manifest)
     })();
 
-    match result {
-        Ok(manifest) => {
-            replace_dir(&staging, out)?;
-            Ok(Converted { dir: out.to_path_buf(), manifest, notes })
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Err(e)
-        }
+    let manifest = result?;
+    replace_dir(staging, out)?;
+    Ok(Converted { dir: out.to_path_buf(), manifest, notes })
+}
+
+/// A fresh folder beside `out` (so the final rename stays on one file system), removed when
+/// dropped: on an error, and on a panic's unwinding, nothing is left behind. After the rename
+/// there is nothing left to remove.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn new(out: &Path) -> Result<Staging> {
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| ConvertError::Io { path: parent.to_path_buf(), error: e })?;
+        let leaf = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "package".into());
+        let staging = parent.join(format!(".{leaf}.converting-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging).map_err(|e| ConvertError::Io { path: staging.clone(), error: e })?;
+        Ok(Staging(staging))
     }
 }
 
-/// A fresh folder beside `out`, so the final rename stays on one file system.
-fn staging_dir(out: &Path) -> Result<PathBuf> {
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| ConvertError::Io { path: parent.to_path_buf(), error: e })?;
-    let leaf = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "package".into());
-    let staging = parent.join(format!(".{leaf}.converting-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir(&staging).map_err(|e| ConvertError::Io { path: staging.clone(), error: e })?;
-    Ok(staging)
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
-/// Moves the finished package into place. An existing folder is only replaced if it is a package
-/// (or empty), so a typo in `--out` cannot delete someone's data.
+/// The files a package folder holds, and nothing else.
+const PACKAGE_FILES: [&str; 3] = [manifest::MANIFEST_FILE, ONNX_FILE, WEIGHTS_FILE];
+
+/// Moves the finished package into place. An existing `out` is replaced only when it is empty or
+/// exactly a package (its manifest parses and it holds nothing but the package's files), so a
+/// mistyped `--out` cannot delete anyone's data; otherwise the error names what is in the way.
 fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
-    if out.exists() {
-        let is_package = out.join(manifest::MANIFEST_FILE).exists();
-        let is_empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if !(is_package || is_empty) {
-            let _ = std::fs::remove_dir_all(staging);
-            return Err(ConvertError::Option(format!(
-                "{} exists and is not an hrm model package; choose another --out",
-                out.display()
-            )));
+    let in_the_way = |what: String| {
+        ConvertError::Option(format!(
+            "{} {what}; it is not replaced: choose another --out, or move it away",
+            out.display()
+        ))
+    };
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(ConvertError::Io { path: out.to_path_buf(), error: e }),
+        Ok(meta) if !meta.is_dir() => return Err(in_the_way("exists and is not a folder".into())),
+        Ok(_) => {
+            let io = |e| ConvertError::Io { path: out.to_path_buf(), error: e };
+            let mut others = Vec::new();
+            let mut files = 0;
+            for entry in std::fs::read_dir(out).map_err(io)? {
+                let entry = entry.map_err(io)?;
+                let name = entry.file_name();
+                let plain_file = entry.file_type().map_err(io)?.is_file();
+                if plain_file && PACKAGE_FILES.iter().any(|f| name == *f) {
+                    files += 1;
+                } else {
+                    others.push(name.to_string_lossy().into_owned());
+                }
+            }
+            if !others.is_empty() {
+                others.sort();
+                let shown = others.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+                let more = if others.len() > 5 { format!(" and {} more", others.len() - 5) } else { String::new() };
+                return Err(in_the_way(format!("holds files that are not part of a model package: {shown}{more}")));
+            }
+            if files > 0 {
+                let manifest_path = out.join(manifest::MANIFEST_FILE);
+                let parses = std::fs::read_to_string(&manifest_path)
+                    .ok()
+                    .and_then(|text| toml::from_str::<Manifest>(&text).ok())
+                    .is_some_and(|m| m.validate(&manifest_path).is_ok());
+                if !parses {
+                    return Err(in_the_way(format!("holds no valid {}", manifest::MANIFEST_FILE)));
+                }
+            }
+            std::fs::remove_dir_all(out).map_err(io)?;
         }
-        std::fs::remove_dir_all(out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), error: e })?;
     }
     std::fs::rename(staging, out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), error: e })
 }

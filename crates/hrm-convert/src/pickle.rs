@@ -131,8 +131,9 @@ pub struct TensorRef {
 }
 
 impl TensorRef {
+    /// The element count of the view; `usize::MAX` when the shape overflows (no storage holds it).
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX)
     }
 }
 
@@ -183,9 +184,21 @@ type Step<T> = Result<T, String>;
 pub fn load(data: &[u8]) -> Result<Value, PickleError> {
     let mut m = Machine { data, pos: 0, arena: Vec::new(), stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
     let root = m.run().map_err(|message| PickleError { offset: m.pos, message })?;
-    let mut budget = 5_000_000usize;
+    let mut budget = Budget { objects: MAX_OBJECTS, bytes: MAX_BYTES };
     m.materialise(root, 0, &mut budget).map_err(|message| PickleError { offset: m.pos, message })
 }
+
+/// What materialising may create: memoised objects are shared in the pickle but copied in the
+/// result, so a few KB of pickle can reference one object millions of times.
+struct Budget {
+    objects: usize,
+    bytes: usize,
+}
+
+const MAX_OBJECTS: usize = 5_000_000;
+/// Strings and bytes in all, after copying shared ones (a checkpoint's pickle holds names and
+/// small values; its tensors live in other entries).
+const MAX_BYTES: usize = 512 << 20;
 
 impl Machine<'_> {
     fn take(&mut self, n: usize) -> Step<&[u8]> {
@@ -591,12 +604,21 @@ impl Machine<'_> {
         Ok(Node::Storage { key, dtype, len })
     }
 
-    fn materialise(&self, id: Id, depth: usize, budget: &mut usize) -> Step<Value> {
+    fn materialise(&self, id: Id, depth: usize, budget: &mut Budget) -> Step<Value> {
         if depth > 200 {
             return Err("objects nest more than 200 deep".into());
         }
-        *budget = budget.checked_sub(1).ok_or("the pickle expands to too many objects")?;
-        let many = |ids: &[Id], budget: &mut usize| -> Step<Vec<Value>> {
+        budget.objects = budget.objects.checked_sub(1).ok_or("the pickle expands to too many objects")?;
+        let bytes = match &self.arena[id] {
+            Node::Str(s) => s.len(),
+            Node::Bytes(b) => b.len(),
+            _ => 0,
+        };
+        budget.bytes = budget
+            .bytes
+            .checked_sub(bytes)
+            .ok_or_else(|| format!("the pickle expands to more than {MAX_BYTES} bytes of strings and bytes"))?;
+        let many = |ids: &[Id], budget: &mut Budget| -> Step<Vec<Value>> {
             ids.iter().map(|&i| self.materialise(i, depth + 1, budget)).collect()
         };
         Ok(match &self.arena[id] {
@@ -733,5 +755,18 @@ mod tests {
         bytes.push(b'.');
         let err = load(&bytes).unwrap_err();
         assert!(err.message.contains("too many objects"), "{err}");
+    }
+
+    #[test]
+    fn one_large_bytes_object_referenced_many_times_is_refused() {
+        // b = bytes(1 MB); [b, b, ...] 1000 times: 1 MB of pickle that would copy to 1 GB.
+        let mut bytes = b"\x80\x02]q\x00(B".to_vec();
+        bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        bytes.extend(std::iter::repeat_n(7u8, 1 << 20));
+        bytes.extend_from_slice(b"q\x01");
+        bytes.extend(std::iter::repeat_n(*b"h\x01", 999).flatten());
+        bytes.extend_from_slice(b"e.");
+        let err = load(&bytes).unwrap_err();
+        assert!(err.message.contains("bytes of strings and bytes"), "{err}");
     }
 }

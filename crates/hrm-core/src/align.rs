@@ -15,6 +15,9 @@ use serde::Deserialize;
 /// 70 %. It is an approximation of OpenFace's framing, not a copy of its mean shape.
 pub const DEFAULT_TEMPLATE: [[f32; 2]; 5] = [[0.35, 0.36], [0.65, 0.36], [0.50, 0.52], [0.37, 0.70], [0.63, 0.70]];
 
+/// The closest two template points may lie, as a fraction of the crop.
+const MIN_TEMPLATE_SPACING: f32 = 0.01;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlignmentConfig {
@@ -37,6 +40,28 @@ impl Default for AlignmentConfig {
 }
 
 impl AlignmentConfig {
+    /// Refuses a template the warp cannot use: coordinates that are not finite or lie far outside
+    /// the crop, and points that coincide (every face would be scaled to nothing, or to infinity).
+    /// Returns the field, what was expected and what was found.
+    pub fn validate_template(&self) -> Result<(), (String, String, String)> {
+        for (i, point) in self.template.iter().enumerate() {
+            if !point.iter().all(|v| v.is_finite() && (-1.0..=2.0).contains(v)) {
+                let expected = "fractions of the crop from -1 to 2".to_string();
+                return Err((format!("template[{i}]"), expected, format!("{point:?}")));
+            }
+        }
+        for i in 0..5 {
+            for j in i + 1..5 {
+                let [a, b] = [self.template[i], self.template[j]];
+                if (a[0] - b[0]).hypot(a[1] - b[1]) < MIN_TEMPLATE_SPACING {
+                    let expected = format!("five distinct points, at least {MIN_TEMPLATE_SPACING} apart");
+                    return Err(("template".into(), expected, format!("points {i} and {j} at {a:?} and {b:?}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The template in pixels of a `width` x `height` crop.
     pub fn points(&self, width: usize, height: usize) -> [[f32; 2]; 5] {
         let zoom = 1.0 / (1.0 + self.margin);

@@ -21,6 +21,10 @@ pub struct Config {
     /// Faces per inference call.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Images that declare more pixels than this are refused before they are decoded, and frames
+    /// handed to libhrm larger than this are refused (a decompression-bomb guard, as Pillow's).
+    #[serde(default = "default_max_image_pixels")]
+    pub max_image_pixels: u64,
     /// Per-AU presence thresholds that override the package's (`AU12 = 0.4`).
     #[serde(default)]
     pub thresholds: BTreeMap<String, f32>,
@@ -106,6 +110,16 @@ fn default_batch_size() -> usize {
     1
 }
 
+fn default_max_image_pixels() -> u64 {
+    crate::image::DEFAULT_MAX_PIXELS
+}
+
+/// The largest `max_image_pixels` accepted: 2^31 pixels (a 46341x46341 image, 6 GB as RGB).
+const MAX_IMAGE_PIXELS_LIMIT: u64 = 1 << 31;
+
+/// The largest network input for YuNet, per side: at 8192x8192 its activations take several GB.
+const MAX_DETECTOR_SIDE: usize = 8192;
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -113,6 +127,7 @@ impl Default for Config {
             model: None,
             threads: 0,
             batch_size: default_batch_size(),
+            max_image_pixels: default_max_image_pixels(),
             thresholds: BTreeMap::new(),
             detector: FaceDetectorConfig::default(),
             alignment: AlignmentConfig::default(),
@@ -159,19 +174,32 @@ impl Config {
                 return Err(Error::field(&self.origin, field, "a number from 0 to 1", value));
             }
         }
-        if !(32..=16384).contains(&d.max_side) {
-            return Err(Error::field(&self.origin, "detector.max_side", "a size from 32 to 16384", d.max_side));
+        if !(1..=MAX_IMAGE_PIXELS_LIMIT).contains(&self.max_image_pixels) {
+            return Err(Error::field(
+                &self.origin,
+                "max_image_pixels",
+                format!("a number from 1 to {MAX_IMAGE_PIXELS_LIMIT}"),
+                self.max_image_pixels,
+            ));
+        }
+        if !(32..=MAX_DETECTOR_SIDE).contains(&d.max_side) {
+            let expected = format!("a size from 32 to {MAX_DETECTOR_SIDE}");
+            return Err(Error::field(&self.origin, "detector.max_side", expected, d.max_side));
         }
         if let Some([w, h]) = d.letterbox {
-            if w == 0 || h == 0 || w % 32 != 0 || h % 32 != 0 {
+            let side = |v: usize| v > 0 && v.is_multiple_of(32) && v <= MAX_DETECTOR_SIDE;
+            if !(side(w) && side(h)) {
                 return Err(Error::field(
                     &self.origin,
                     "detector.letterbox",
-                    "a width and height that are multiples of 32",
+                    format!("a width and height that are multiples of 32, up to {MAX_DETECTOR_SIDE}"),
                     format!("[{w}, {h}]"),
                 ));
             }
         }
+        self.alignment.validate_template().map_err(|(field, expected, found)| {
+            Error::field(&self.origin, format!("alignment.{field}"), expected, found)
+        })?;
         if !(self.alignment.margin > -0.5 && self.alignment.margin < 10.0) {
             return Err(Error::field(
                 &self.origin,
@@ -212,5 +240,34 @@ mod tests {
         assert_eq!((config.backend.as_str(), config.threads, config.batch_size), ("tract", 0, 1));
         let err = Config::from_toml("batch_size = 0", Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("batch_size") && err.contains("found 0"), "{err}");
+        assert_eq!(config.max_image_pixels, 178_956_970);
+    }
+
+    #[test]
+    fn huge_detector_inputs_and_pixel_budgets_are_refused() {
+        for (text, field) in [
+            ("[detector]\nletterbox = [16384, 16384]", "detector.letterbox"),
+            ("[detector]\nmax_side = 16384", "detector.max_side"),
+            ("max_image_pixels = 0", "max_image_pixels"),
+            ("max_image_pixels = 100000000000", "max_image_pixels"),
+        ] {
+            let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+        assert!(Config::from_toml("[detector]\nletterbox = [640, 640]", Path::new("x.toml")).is_ok());
+    }
+
+    #[test]
+    fn degenerate_alignment_templates_are_refused() {
+        for (template, needle) in [
+            ("[[nan, 0.36], [0.65, 0.36], [0.5, 0.52], [0.37, 0.7], [0.63, 0.7]]", "template[0]"),
+            ("[[0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5], [0.5, 0.5]]", "distinct"),
+            ("[[1e30, 0.36], [0.65, 0.36], [0.5, 0.52], [0.37, 0.7], [0.63, 0.7]]", "template[0]"),
+            ("[[0.35, 0.36], [0.35, 0.36], [0.5, 0.52], [0.37, 0.7], [0.63, 0.7]]", "distinct"),
+        ] {
+            let text = format!("[alignment]\ntemplate = {template}");
+            let err = Config::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains("alignment.template") && err.contains(needle), "{template}: {err}");
+        }
     }
 }

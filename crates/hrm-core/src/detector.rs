@@ -130,6 +130,7 @@ impl ModelDetector {
                 });
             }
             for row in output.chunks_exact(aus) {
+                check_output(manifest, row)?;
                 let probabilities: Vec<f32> = match manifest.output {
                     OutputKind::Logits => row.iter().map(|&x| sigmoid(x)).collect(),
                     OutputKind::Probabilities => row.to_vec(),
@@ -148,8 +149,37 @@ impl AuDetector for ModelDetector {
     }
 
     fn detect(&mut self, faces: &[ImageView<'_>]) -> Result<Vec<FaceAus>> {
-        let rgb: Vec<RgbImage> = faces.iter().map(|f| f.to_rgb()).collect();
+        let rgb = faces.iter().map(|f| f.to_rgb()).collect::<Result<Vec<RgbImage>>>()?;
         self.detect_rgb(&rgb.iter().collect::<Vec<_>>())
+    }
+}
+
+/// A graph's output must be what the manifest says it is: finite, and within [0, 1] when it
+/// claims probabilities (a logit graph labelled so would report AU2 = 1.24).
+fn check_output(manifest: &crate::Manifest, row: &[f32]) -> Result<()> {
+    let bad = row.iter().zip(manifest.au_set.aus()).find(|(&v, _)| match manifest.output {
+        OutputKind::Logits => !v.is_finite(),
+        OutputKind::Probabilities => !(0.0..=1.0).contains(&v),
+    });
+    match bad {
+        None => Ok(()),
+        Some((value, au)) => Err(Error::Backend {
+            backend: "session".into(),
+            message: format!(
+                "model `{}` gave {value} for {}, but its manifest declares output = \"{}\" ({}); \
+                 the manifest does not describe this graph",
+                manifest.name,
+                au.id,
+                match manifest.output {
+                    OutputKind::Logits => "logits",
+                    OutputKind::Probabilities => "probabilities",
+                },
+                match manifest.output {
+                    OutputKind::Logits => "finite scores",
+                    OutputKind::Probabilities => "values from 0 to 1",
+                }
+            ),
+        }),
     }
 }
 

@@ -19,6 +19,10 @@ pub enum Error {
     #[error("{}: `{field}`: expected {expected}, found {found}", file.display())]
     Field { file: PathBuf, field: String, expected: String, found: String },
 
+    /// A path given as a model package is not a package folder (a checkpoint, say).
+    #[error("{}: not a model package: {reason}", path.display())]
+    NotAPackage { path: PathBuf, reason: String },
+
     /// A file's content does not match the sha256 its manifest records.
     #[error("{}: sha256 mismatch: the manifest expects {expected}, the file has {found}", file.display())]
     Hash { file: PathBuf, expected: String, found: String },

@@ -81,7 +81,7 @@ impl Placement {
         let (pixels, width, height) = match (self.scale < 1.0, frame.packed_rgb()) {
             (false, Some(data)) => (data, frame.width(), frame.height()),
             (shrink, _) => {
-                let rgb = frame.to_rgb();
+                let rgb = frame.to_rgb()?;
                 converted = if shrink {
                     let w = ((rgb.width as f32 * self.scale).round() as usize).clamp(1, self.width);
                     let h = ((rgb.height as f32 * self.scale).round() as usize).clamp(1, self.height);

@@ -84,9 +84,10 @@ impl<'a> ImageView<'a> {
         (self.format == PixelFormat::Rgb8 && self.stride == self.width * 3).then(|| &self.data[..len])
     }
 
-    /// Packed RGB8, as PIL's `convert('RGB')`: gray is replicated, alpha is dropped.
-    pub fn to_rgb(&self) -> RgbImage {
-        let mut out = Vec::with_capacity(self.width * self.height * 3);
+    /// Packed RGB8, as PIL's `convert('RGB')`: gray is replicated, alpha is dropped. A frame whose
+    /// copy cannot be allocated is an error, not an abort.
+    pub fn to_rgb(&self) -> Result<RgbImage> {
+        let mut out = try_buffer(self.width, self.height)?;
         let bpp = self.format.bytes_per_pixel();
         for y in 0..self.height {
             let row = &self.data[y * self.stride..][..self.width * bpp];
@@ -99,7 +100,7 @@ impl<'a> ImageView<'a> {
                 PixelFormat::Gray8 => row.iter().for_each(|&g| out.extend_from_slice(&[g, g, g])),
             }
         }
-        RgbImage { width: self.width, height: self.height, data: out }
+        Ok(RgbImage { width: self.width, height: self.height, data: out })
     }
 }
 
@@ -123,23 +124,152 @@ impl RgbImage {
     }
 }
 
-/// Reads and decodes an image file.
-pub fn decode_file(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode_bytes(&bytes, &path.display().to_string())
+/// Pillow's `DecompressionBombError` threshold (twice `Image.MAX_IMAGE_PIXELS`): an image that
+/// declares more pixels is refused before anything is allocated for it.
+pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+
+/// The largest encoded file read (a photograph is a few MB; a frame of the pixel budget as an
+/// uncompressed BMP is about 540 MB).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// An empty RGB8 buffer with room for `width` x `height` pixels, or an error when the memory
+/// cannot be had (Rust would abort the process on a failed `Vec::with_capacity`).
+fn try_buffer(width: usize, height: usize) -> Result<Vec<u8>> {
+    let bytes = width.checked_mul(height).and_then(|n| n.checked_mul(3));
+    let mut out = Vec::new();
+    bytes
+        .and_then(|n| out.try_reserve_exact(n).ok())
+        .ok_or_else(|| Error::InvalidInput(format!("a {width}x{height} RGB copy of the frame cannot be allocated")))?;
+    Ok(out)
 }
 
-/// Decodes an encoded image (JPEG, PNG, BMP, TIFF, WebP) into RGB8.
+/// Checks a declared image size against the pixel budget, before any pixel is decoded.
+fn check_pixels(width: u64, height: u64, max_pixels: u64) -> std::result::Result<(), String> {
+    let pixels = width.saturating_mul(height);
+    if pixels > max_pixels {
+        return Err(format!(
+            "the image declares {width}x{height} = {pixels} pixels, more than the limit of {max_pixels} \
+             (a decompression bomb? raise `max_image_pixels` in the configuration if it is genuine)"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads and decodes an image file within [`DEFAULT_MAX_PIXELS`].
+pub fn decode_file(path: &Path) -> Result<RgbImage> {
+    decode_file_within(path, DEFAULT_MAX_PIXELS)
+}
+
+/// Reads and decodes an image file that declares at most `max_pixels` pixels. Only regular files
+/// are read (a FIFO or a device would block or never end), up to [`MAX_FILE_BYTES`].
+pub fn decode_file_within(path: &Path, max_pixels: u64) -> Result<RgbImage> {
+    let bytes = read_regular_file(path, MAX_FILE_BYTES)?;
+    decode_bytes_within(&bytes, &path.display().to_string(), max_pixels)
+}
+
+/// The content of `path`, if it is a regular file (after symlinks) of at most `limit` bytes.
+/// Opening does not block on a FIFO: it is refused once opened.
+pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = open_regular_file(path)?;
+    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if size > limit {
+        return Err(Error::InvalidInput(format!(
+            "{}: the file holds {size} bytes, more than the limit of {limit}",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    (&mut file).take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::InvalidInput(format!("{}: the file grew past the limit of {limit} bytes", path.display())));
+    }
+    Ok(bytes)
+}
+
+/// Opens `path` for reading if it is a regular file (after symlinks); FIFOs, devices, sockets and
+/// folders are refused with a message that says what they are.
+pub fn open_regular_file(path: &Path) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc_o_nonblock());
+    }
+    let file = options.open(path).map_err(|e| Error::io(path, e))?;
+    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
+    if !kind.is_file() {
+        return Err(Error::InvalidInput(format!(
+            "{}: {}, not a regular file",
+            path.display(),
+            describe_file_type(kind)
+        )));
+    }
+    Ok(file)
+}
+
+/// `O_NONBLOCK`: an open that would wait for a FIFO's writer returns at once instead. It has no
+/// effect on reading regular files.
+#[cfg(unix)]
+fn libc_o_nonblock() -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return 0o4000;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return 0x0004;
+}
+
+/// What a file that is not a regular file is, in words.
+pub fn describe_file_type(kind: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return "a device";
+        }
+    }
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
+}
+
+/// Decodes an encoded image within [`DEFAULT_MAX_PIXELS`].
+pub fn decode_bytes(bytes: &[u8], source_name: &str) -> Result<RgbImage> {
+    decode_bytes_within(bytes, source_name, DEFAULT_MAX_PIXELS)
+}
+
+/// Decodes an encoded image (JPEG, PNG, BMP, TIFF, WebP) into RGB8, refusing one whose header
+/// declares more than `max_pixels` pixels before decoding it.
 ///
 /// JPEG goes through libjpeg-turbo's code (vendored by mozjpeg), the decoder PIL uses, so the
 /// pixels are PIL's own; everything else goes through the `image` crate, whose PNG output is exact.
-pub fn decode_bytes(bytes: &[u8], source_name: &str) -> Result<RgbImage> {
+pub fn decode_bytes_within(bytes: &[u8], source_name: &str, max_pixels: u64) -> Result<RgbImage> {
     let decode_error = |message: String| Error::Decode { source_name: source_name.to_string(), message };
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return decode_jpeg(bytes).map_err(decode_error);
+        return decode_jpeg(bytes, max_pixels).map_err(decode_error);
     }
     let format = image::guess_format(bytes).map_err(|_| decode_error("not a recognised image format".into()))?;
-    let decoded = image::load_from_memory_with_format(bytes, format).map_err(|e| decode_error(e.to_string()))?;
+    let reader = || image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let (width, height) = reader().into_dimensions().map_err(|e| decode_error(e.to_string()))?;
+    check_pixels(width as u64, height as u64, max_pixels).map_err(decode_error)?;
+    // The decoders' own allocations stay within what the declared size needs (16-bit RGBA).
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(1 << 20));
+    let mut reader = reader();
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|e| decode_error(e.to_string()))?;
     Ok(pil_rgb(decoded))
 }
 
@@ -161,25 +291,51 @@ fn pil_rgb(decoded: image::DynamicImage) -> RgbImage {
     RgbImage { width, height, data }
 }
 
-fn decode_jpeg(bytes: &[u8]) -> std::result::Result<RgbImage, String> {
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, String> {
+    use mozjpeg::ColorSpace;
     // libjpeg pads a truncated stream with grey and only warns; PIL refuses it, and so do we.
     if !jpeg_ends_after_last_scan(bytes) {
         return Err("the JPEG data is truncated (no end-of-image marker after the last scan)".into());
     }
-    let run = || -> std::io::Result<RgbImage> {
-        let decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes)?;
-        let mut started = decompress.rgb()?;
-        let (width, height) = (started.width(), started.height());
-        let data: Vec<u8> = started.read_scanlines::<u8>()?;
-        started.finish()?;
+    let run = || -> std::result::Result<RgbImage, String> {
+        let decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes).map_err(|e| e.to_string())?;
+        let (width, height) = decompress.size();
+        check_pixels(width as u64, height as u64, max_pixels)?;
+        // read_scanlines reserves its buffer fallibly: memory that cannot be had is an error.
+        let data = if matches!(decompress.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK) {
+            // PIL opens every 4-channel JPEG as CMYK with Adobe's inverted polarity ("CMYK;I"),
+            // libjpeg turning YCCK into CMYK, then convert('RGB') applies its cmyk2rgb.
+            let mut started = decompress.to_colorspace(ColorSpace::JCS_CMYK).map_err(|e| e.to_string())?;
+            let cmyk: Vec<u8> = started.read_scanlines::<u8>().map_err(|e| e.to_string())?;
+            started.finish().map_err(|e| e.to_string())?;
+            let mut data = try_buffer(width, height).map_err(|e| e.to_string())?;
+            data.extend(cmyk.chunks_exact(4).flat_map(|p| cmyk_to_rgb([!p[0], !p[1], !p[2], !p[3]])));
+            data
+        } else {
+            let mut started = decompress.rgb().map_err(|e| e.to_string())?;
+            let data: Vec<u8> = started.read_scanlines::<u8>().map_err(|e| e.to_string())?;
+            started.finish().map_err(|e| e.to_string())?;
+            data
+        };
         Ok(RgbImage { width, height, data })
     };
     match std::panic::catch_unwind(run) {
         Ok(Ok(image)) if image.data.len() == image.width * image.height * 3 => Ok(image),
         Ok(Ok(_)) => Err("the JPEG data is truncated".into()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Err(e)) => Err(e),
         Err(_) => Err("the JPEG decoder rejected the data".into()),
     }
+}
+
+/// PIL's `cmyk2rgb` (Convert.c): each channel is `(255 - k) - c * (255 - k) / 255`, with its
+/// rounded integer division by 255.
+fn cmyk_to_rgb([c, m, y, k]: [u8; 4]) -> [u8; 3] {
+    let nk = 255 - k as u32;
+    let channel = |v: u8| {
+        let t = v as u32 * nk + 128;
+        (nk - (((t >> 8) + t) >> 8)) as u8
+    };
+    [channel(c), channel(m), channel(y)]
 }
 
 /// Entropy-coded data stuffs every 0xFF, so marker bytes are unambiguous: a complete file has an
@@ -210,10 +366,10 @@ mod tests {
     #[test]
     fn conversions_follow_pil() {
         let bgra = [10, 20, 30, 255, 1, 2, 3, 0];
-        let rgb = ImageView::new(&bgra, 2, 1, 8, PixelFormat::Bgra8).unwrap().to_rgb();
+        let rgb = ImageView::new(&bgra, 2, 1, 8, PixelFormat::Bgra8).unwrap().to_rgb().unwrap();
         assert_eq!(rgb.data, [30, 20, 10, 3, 2, 1]);
         let gray = [7, 9, 0, 5, 6];
-        let rgb = ImageView::new(&gray, 2, 2, 3, PixelFormat::Gray8).unwrap().to_rgb();
+        let rgb = ImageView::new(&gray, 2, 2, 3, PixelFormat::Gray8).unwrap().to_rgb().unwrap();
         assert_eq!(rgb.data, [7, 7, 7, 9, 9, 9, 5, 5, 5, 6, 6, 6]);
     }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod face;
 pub mod image;
 pub mod manifest;
+pub mod onnx_graph;
 pub mod pipeline;
 pub mod preprocess;
 pub mod resize;

@@ -5,6 +5,7 @@
 
 use crate::au::AuSet;
 use crate::error::{Error, Result};
+use crate::onnx_graph;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -126,6 +127,9 @@ pub struct Source {
     /// What the converter noticed and left out (FMAE-IAT's identity head, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A random-weight test fixture: it runs, and its outputs mean nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixture: bool,
 }
 
 /// A verified package on disk.
@@ -136,20 +140,28 @@ pub struct ModelPackage {
 }
 
 impl ModelPackage {
-    /// Reads `DIR/hrm-model.toml`, checks every field, and checks both files against their hashes.
+    /// Reads `DIR/hrm-model.toml`, checks every field, checks both files against their hashes, and
+    /// checks the graph against the manifest: its input and output shapes, and that every weight it
+    /// reads is a tensor of the architecture stored in the hashed weights file.
     pub fn load(dir: &Path) -> Result<ModelPackage> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        if dir.is_file() {
+            return Err(Error::NotAPackage { path: dir.to_path_buf(), reason: not_a_folder(dir) });
+        }
+        let text = crate::image::read_regular_file(&path, MAX_MANIFEST_BYTES)?;
+        let text = String::from_utf8(text)
+            .map_err(|_| Error::Toml { file: path.clone(), message: "the manifest is not UTF-8 text".into() })?;
         let manifest: Manifest =
             toml::from_str(&text).map_err(|e| Error::Toml { file: path.clone(), message: e.to_string() })?;
         manifest.validate(&path)?;
-        for entry in [&manifest.files.onnx, &manifest.files.weights] {
-            let file = dir.join(&entry.name);
-            let found = sha256_file(&file)?;
-            if found != entry.sha256 {
-                return Err(Error::Hash { file, expected: entry.sha256.clone(), found });
-            }
-        }
+        let onnx_path = dir.join(&manifest.files.onnx.name);
+        let onnx = crate::image::read_regular_file(&onnx_path, MAX_GRAPH_BYTES)?;
+        check_hash(&onnx_path, &manifest.files.onnx.sha256, sha256_bytes(&onnx))?;
+        let weights_path = dir.join(&manifest.files.weights.name);
+        check_hash(&weights_path, &manifest.files.weights.sha256, sha256_file(&weights_path)?)?;
+        let graph = onnx_graph::summarise(&onnx)
+            .map_err(|e| Error::field(&onnx_path, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
+        manifest.check_graph(&onnx_path, &graph)?;
         Ok(ModelPackage { dir: dir.to_path_buf(), manifest })
     }
 
@@ -158,7 +170,125 @@ impl ModelPackage {
     }
 }
 
+/// A manifest is a few KB.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+/// Protobuf's own limit; a converted graph is a few hundred KB (its weights are external).
+const MAX_GRAPH_BYTES: u64 = 2 << 30;
+/// The largest weights file hashed (ViT-L/16 in f32 is 1.2 GB).
+const MAX_WEIGHTS_BYTES: u64 = 16 << 30;
+
+fn check_hash(file: &Path, expected: &str, found: String) -> Result<()> {
+    if found != expected {
+        return Err(Error::Hash { file: file.to_path_buf(), expected: expected.to_string(), found });
+    }
+    Ok(())
+}
+
+/// Why a path given as a package is not one: a PyTorch checkpoint gets the command that converts it.
+fn not_a_folder(path: &Path) -> String {
+    let is_zip = std::fs::File::open(path)
+        .and_then(|mut f| {
+            let mut magic = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut magic).map(|_| magic)
+        })
+        .is_ok_and(|magic| magic == *b"PK\x03\x04");
+    let checkpoint_name = path.extension().is_some_and(|e| e == "pth" || e == "pt" || e == "ckpt");
+    if is_zip || checkpoint_name {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into());
+        format!(
+            "this is a file, not a package folder; it looks like a PyTorch checkpoint: convert it first with \
+             `hrm convert {} --out models/{stem}`, then pass --model models/{stem}",
+            path.display()
+        )
+    } else {
+        "this is a file; a model package is a folder holding hrm-model.toml, model.onnx and model.safetensors".into()
+    }
+}
+
 impl Manifest {
+    /// Checks the graph's interface and weights against this manifest. `file` names the graph.
+    pub fn check_graph(&self, file: &Path, graph: &onnx_graph::GraphSummary) -> Result<()> {
+        use onnx_graph::Dim;
+        let shape_text = |shape: &Option<Vec<Dim>>| match shape {
+            Some(dims) => format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+            None => "no declared shape".to_string(),
+        };
+        let fixed = |dim: &Dim, value: usize| *dim == Dim::Fixed(value as i64);
+        let batch = |dim: &Dim| matches!(dim, Dim::Symbolic(_) | Dim::Fixed(1..));
+        let (w, h) = (self.input.width, self.input.height);
+        let input_ok =
+            |shape: &[Dim]| matches!(shape, [n, c, y, x] if batch(n) && fixed(c, 3) && fixed(y, h) && fixed(x, w));
+        match graph.inputs.as_slice() {
+            [input] if input.shape.as_deref().is_some_and(input_ok) => {}
+            inputs => {
+                let found: Vec<String> =
+                    inputs.iter().map(|i| format!("{} {}", i.name, shape_text(&i.shape))).collect();
+                return Err(Error::field(
+                    file,
+                    "graph inputs",
+                    format!("one input [N, 3, {h}, {w}] (the manifest's input.height and input.width)"),
+                    format!("[{}]", found.join(", ")),
+                ));
+            }
+        }
+        let aus = self.au_set.len();
+        let output_ok = |shape: &[Dim]| matches!(shape, [n, a] if batch(n) && fixed(a, aus));
+        match graph.outputs.as_slice() {
+            [output] if output.shape.as_deref().is_some_and(output_ok) => {}
+            outputs => {
+                let found: Vec<String> =
+                    outputs.iter().map(|o| format!("{} {}", o.name, shape_text(&o.shape))).collect();
+                return Err(Error::field(
+                    file,
+                    "graph outputs",
+                    format!("one output [N, {aus}] (one value per AU of the {} set)", self.au_set),
+                    format!("[{}]", found.join(", ")),
+                ));
+            }
+        }
+        let weights_file = &self.files.weights.name;
+        let mut external = std::collections::BTreeMap::new();
+        for tensor in &graph.tensors {
+            match &tensor.location {
+                Some(location) if location == weights_file => {
+                    let dims: Vec<usize> =
+                        tensor.dims.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+                    external.insert(tensor.name.as_str(), dims);
+                }
+                Some(location) => {
+                    return Err(Error::field(
+                        file,
+                        format!("tensor `{}`", tensor.name),
+                        format!("data in the graph or in {weights_file} (the file the manifest hashes)"),
+                        format!("external data in `{location}`, which the manifest does not hash"),
+                    ))
+                }
+                None => {}
+            }
+        }
+        let expected = self.architecture.tensors(aus, w, h);
+        let mut problems = Vec::new();
+        for (name, shape) in &expected {
+            match external.remove(name.as_str()) {
+                None => problems.push(format!("missing {name} {shape:?}")),
+                Some(dims) if &dims != shape => problems.push(format!("{name} is {dims:?}, expected {shape:?}")),
+                Some(_) => {}
+            }
+        }
+        problems.extend(external.iter().map(|(name, dims)| format!("unexpected {name} {dims:?}")));
+        if !problems.is_empty() {
+            let shown = problems.iter().take(5).cloned().collect::<Vec<_>>().join("; ");
+            let more = if problems.len() > 5 { format!(" and {} more", problems.len() - 5) } else { String::new() };
+            return Err(Error::field(
+                file,
+                "graph weights",
+                format!("the tensors of the manifest's architecture ({} tensors)", expected.len()),
+                format!("{shown}{more}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks what serde cannot: values, and thresholds against the AU set. `file` names the
     /// manifest in errors.
     pub fn validate(&self, file: &Path) -> Result<()> {
@@ -199,50 +329,149 @@ impl Manifest {
     }
 }
 
+/// Upper bounds on an architecture's parameters, checked before anything is sized by them: the
+/// largest published ViT (ViT-G/14: width 1664, depth 48) and ResNet (ResNet-152: 36 blocks in a
+/// stage, 2048 channels) stay well inside.
+const MAX_VIT_WIDTH: usize = 8192;
+const MAX_DEPTH: usize = 128;
+const MAX_PATCH: usize = 64;
+const MAX_MLP: usize = 65536;
+const MAX_STAGES: usize = 8;
+const MAX_CHANNELS: usize = 16384;
+/// The largest input side a converted network may take.
+pub const MAX_INPUT_SIDE: usize = 4096;
+
 impl Architecture {
-    fn validate(&self, file: &Path) -> Result<()> {
-        let positive = |name: &str, value: usize| {
-            if value == 0 {
-                Err(Error::field(file, format!("architecture.{name}"), "a positive number", value))
-            } else {
+    /// Checks the parameters: positive, within the bounds above, consistent. The message names the
+    /// field (without the `architecture.` prefix), what was expected and what was found.
+    pub fn check(&self) -> std::result::Result<(), (String, String, String)> {
+        let within = |name: &str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
                 Ok(())
+            } else {
+                Err((name.to_string(), format!("a number from 1 to {max}"), value.to_string()))
             }
         };
         match self {
             Architecture::Vit { width, depth, heads, patch_size, mlp_hidden, layer_norm_eps, .. } => {
-                for (name, v) in [
-                    ("width", *width),
-                    ("depth", *depth),
-                    ("heads", *heads),
-                    ("patch_size", *patch_size),
-                    ("mlp_hidden", *mlp_hidden),
-                ] {
-                    positive(name, v)?;
-                }
+                within("width", *width, MAX_VIT_WIDTH)?;
+                within("depth", *depth, MAX_DEPTH)?;
+                within("heads", *heads, *width)?;
+                within("patch_size", *patch_size, MAX_PATCH)?;
+                within("mlp_hidden", *mlp_hidden, MAX_MLP)?;
                 if width % heads != 0 {
-                    return Err(Error::field(file, "architecture.heads", format!("a divisor of width {width}"), heads));
+                    return Err(("heads".into(), format!("a divisor of width {width}"), heads.to_string()));
                 }
                 if !(layer_norm_eps.is_finite() && *layer_norm_eps > 0.0) {
-                    return Err(Error::field(file, "architecture.layer_norm_eps", "a positive number", layer_norm_eps));
+                    return Err(("layer_norm_eps".into(), "a positive number".into(), layer_norm_eps.to_string()));
                 }
             }
             Architecture::Resnet { layers, widths, out_channels, stem_width, groups, .. } => {
+                within("layers", layers.len(), MAX_STAGES)?;
                 for (name, list) in [("widths", widths), ("out_channels", out_channels)] {
-                    if layers.is_empty() || list.len() != layers.len() {
+                    if list.len() != layers.len() {
                         let expected = format!("{} entries, one per entry of `layers`", layers.len());
-                        return Err(Error::field(file, format!("architecture.{name}"), expected, list.len()));
+                        return Err((name.into(), expected, list.len().to_string()));
                     }
                 }
                 for (i, ((&l, &w), &o)) in layers.iter().zip(widths).zip(out_channels).enumerate() {
-                    positive(&format!("layers[{i}]"), l)?;
-                    positive(&format!("widths[{i}]"), w)?;
-                    positive(&format!("out_channels[{i}]"), o)?;
+                    within(&format!("layers[{i}]"), l, MAX_DEPTH)?;
+                    within(&format!("widths[{i}]"), w, MAX_CHANNELS)?;
+                    within(&format!("out_channels[{i}]"), o, MAX_CHANNELS)?;
+                    if w % groups != 0 {
+                        return Err((format!("widths[{i}]"), format!("a multiple of groups {groups}"), w.to_string()));
+                    }
                 }
-                positive("stem_width", *stem_width)?;
-                positive("groups", *groups)?;
+                within("stem_width", *stem_width, MAX_CHANNELS)?;
+                within("groups", *groups, MAX_CHANNELS)?;
             }
         }
         Ok(())
+    }
+
+    fn validate(&self, file: &Path) -> Result<()> {
+        self.check()
+            .map_err(|(field, expected, found)| Error::field(file, format!("architecture.{field}"), expected, found))
+    }
+
+    /// Every tensor of the network, in a fixed order, with its shape (state-dict names): what a
+    /// checkpoint must hold and what a package's graph must read. `outputs` is the AU count. Call [`Architecture::check`] first: the list is as long
+    /// as the parameters make it.
+    pub fn tensors(&self, outputs: usize, input_width: usize, input_height: usize) -> Vec<(String, Vec<usize>)> {
+        let v = |name: &str, shape: &[usize]| (name.to_string(), shape.to_vec());
+        let mut expected = Vec::new();
+        match *self {
+            Architecture::Vit { width, depth, patch_size, mlp_hidden, pooling, .. } => {
+                let patches = (input_width / patch_size) * (input_height / patch_size);
+                expected.extend([
+                    v("cls_token", &[1, 1, width]),
+                    v("pos_embed", &[1, patches + 1, width]),
+                    v("patch_embed.proj.weight", &[width, 3, patch_size, patch_size]),
+                    v("patch_embed.proj.bias", &[width]),
+                ]);
+                for i in 0..depth {
+                    let b = |part: &str, shape: &[usize]| (format!("blocks.{i}.{part}"), shape.to_vec());
+                    expected.extend([
+                        b("norm1.weight", &[width]),
+                        b("norm1.bias", &[width]),
+                        b("attn.qkv.weight", &[3 * width, width]),
+                        b("attn.qkv.bias", &[3 * width]),
+                        b("attn.proj.weight", &[width, width]),
+                        b("attn.proj.bias", &[width]),
+                        b("norm2.weight", &[width]),
+                        b("norm2.bias", &[width]),
+                        b("mlp.fc1.weight", &[mlp_hidden, width]),
+                        b("mlp.fc1.bias", &[mlp_hidden]),
+                        b("mlp.fc2.weight", &[width, mlp_hidden]),
+                        b("mlp.fc2.bias", &[width]),
+                    ]);
+                }
+                let norm = match pooling {
+                    VitPooling::Mean => "fc_norm",
+                    VitPooling::Cls => "norm",
+                };
+                expected.extend([
+                    v(&format!("{norm}.weight"), &[width]),
+                    v(&format!("{norm}.bias"), &[width]),
+                    v("head.weight", &[outputs, width]),
+                    v("head.bias", &[outputs]),
+                ]);
+            }
+            Architecture::Resnet { block, ref layers, ref widths, ref out_channels, stem_width, groups } => {
+                let mut conv_bn = |prefix: &str, conv: &str, bn: &str, shape: [usize; 4]| {
+                    expected.push((format!("{prefix}{conv}.weight"), shape.to_vec()));
+                    for part in ["weight", "bias", "running_mean", "running_var"] {
+                        expected.push((format!("{prefix}{bn}.{part}"), vec![shape[0]]));
+                    }
+                };
+                conv_bn("", "conv1", "bn1", [stem_width, 3, 7, 7]);
+                let mut in_ch = stem_width;
+                for (s, ((&blocks, &w), &out)) in layers.iter().zip(widths).zip(out_channels).enumerate() {
+                    for b in 0..blocks {
+                        let prefix = format!("layer{}.{b}.", s + 1);
+                        let stride = if s > 0 && b == 0 { 2 } else { 1 };
+                        match block {
+                            ResnetBlock::Bottleneck => {
+                                conv_bn(&prefix, "conv1", "bn1", [w, in_ch, 1, 1]);
+                                conv_bn(&prefix, "conv2", "bn2", [w, w / groups, 3, 3]);
+                                conv_bn(&prefix, "conv3", "bn3", [out, w, 1, 1]);
+                            }
+                            ResnetBlock::Basic => {
+                                conv_bn(&prefix, "conv1", "bn1", [w, in_ch, 3, 3]);
+                                conv_bn(&prefix, "conv2", "bn2", [out, w, 3, 3]);
+                            }
+                        }
+                        if b == 0 && (stride != 1 || in_ch != out) {
+                            conv_bn(&prefix, "downsample.0", "downsample.1", [out, in_ch, 1, 1]);
+                        }
+                        in_ch = out;
+                    }
+                }
+                expected.push(("fc.weight".into(), vec![outputs, in_ch]));
+                expected.push(("fc.bias".into(), vec![outputs]));
+            }
+        }
+        expected
     }
 }
 
@@ -291,11 +520,19 @@ fn is_sha256(text: &str) -> bool {
     text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// Lowercase hex sha256 of a file's content.
+/// Lowercase hex sha256 of a regular file's content (a FIFO or a device would never end), up to
+/// 16 GB.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    use std::io::Read;
+    let file = crate::image::open_regular_file(path)?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    let copied = std::io::copy(&mut file.take(MAX_WEIGHTS_BYTES + 1), &mut hasher).map_err(|e| Error::io(path, e))?;
+    if copied > MAX_WEIGHTS_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "{}: the file is larger than the limit of {MAX_WEIGHTS_BYTES} bytes",
+            path.display()
+        )));
+    }
     Ok(hex(&hasher.finalize()))
 }
 

@@ -41,7 +41,7 @@ impl Pipeline {
     /// an empty list.
     pub fn process(&mut self, frame: &ImageView<'_>) -> Result<Vec<FaceResult>> {
         // One conversion serves the detector and the aligner.
-        let rgb = frame.to_rgb();
+        let rgb = frame.to_rgb()?;
         let faces = self.detector.detect(&rgb.view())?;
         if faces.is_empty() {
             return Ok(Vec::new());

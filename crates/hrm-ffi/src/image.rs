@@ -1,6 +1,7 @@
 //! Frames the caller lends (`hrm_image`), and photographs libhrm decodes for it (`hrm_bitmap`).
 
-use crate::status::{arg, give, guard, hrm_status, out_arg, str_arg, Failure};
+use crate::handle::{give, handle};
+use crate::status::{arg, guard, hrm_status, out_arg, str_arg, Failure};
 use hrm_core::image::{byte_len, decode_file};
 use hrm_core::{ImageView, PixelFormat, RgbImage};
 use std::borrow::Cow;
@@ -23,6 +24,11 @@ pub const HRM_IMAGE_BOTTOM_UP: u32 = 1;
 
 /// The largest width or height accepted.
 pub const HRM_MAX_IMAGE_SIDE: u32 = 32768;
+
+/// The most pixels a decoded photograph (`hrm_bitmap_load`) may declare, and a frame may have
+/// unless the configuration's `max_image_pixels` says otherwise: Pillow's decompression-bomb limit.
+pub const HRM_DEFAULT_MAX_IMAGE_PIXELS: u64 = 178_956_970;
+const _: () = assert!(HRM_DEFAULT_MAX_IMAGE_PIXELS == hrm_core::image::DEFAULT_MAX_PIXELS);
 
 /// A frame lent to libhrm for one call: libhrm reads `data` during the call and keeps nothing.
 ///
@@ -88,11 +94,13 @@ pub(crate) struct Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    /// Validates every field of `image` before reading a byte of its pixels.
+    /// Validates every field of `image` before reading a byte of its pixels; a frame of more than
+    /// `max_pixels` pixels is refused (the runtime's `max_image_pixels`), so that the copies made
+    /// of it stay within a budget instead of failing to allocate, which would abort the process.
     ///
     /// # Safety
     /// A non-NULL `image` points at an `hrm_image` whose `data` holds what its fields describe.
-    pub unsafe fn new(image: *const hrm_image, name: &str) -> Result<Frame<'a>, Failure> {
+    pub unsafe fn new(image: *const hrm_image, name: &str, max_pixels: u64) -> Result<Frame<'a>, Failure> {
         let image = arg(image, name)?;
         check_struct_size::<hrm_image>(image.struct_size, "hrm_image")?;
         let format = pixel_format(image.pixel_format)?;
@@ -101,6 +109,13 @@ impl<'a> Frame<'a> {
             if !(1..=HRM_MAX_IMAGE_SIDE).contains(&value) {
                 return Err(Failure::invalid(format!("{name}: {side} is {value}, expected 1 to {HRM_MAX_IMAGE_SIDE}")));
             }
+        }
+        let pixels = width as u64 * height as u64;
+        if pixels > max_pixels {
+            return Err(Failure::invalid(format!(
+                "{name}: {width}x{height} = {pixels} pixels is more than the runtime's limit of {max_pixels} \
+                 (`max_image_pixels` in the configuration)"
+            )));
         }
         if image.flags & !HRM_IMAGE_BOTTOM_UP != 0 {
             return Err(Failure::invalid(format!("{name}: unknown flags {:#x}", image.flags)));
@@ -113,7 +128,10 @@ impl<'a> Frame<'a> {
         let row = width * format.bytes_per_pixel();
         let data = std::slice::from_raw_parts(image.data, len);
         let pixels = if image.flags & HRM_IMAGE_BOTTOM_UP != 0 {
-            let mut top_down = Vec::with_capacity(row * height);
+            let mut top_down = Vec::new();
+            top_down.try_reserve_exact(row * height).map_err(|_| {
+                Failure::invalid(format!("{name}: a top-down copy of {} bytes cannot be allocated", row * height))
+            })?;
             for y in (0..height).rev() {
                 top_down.extend_from_slice(&data[y * stride..][..row]);
             }
@@ -139,8 +157,10 @@ pub struct hrm_bitmap {
 /// Decodes a JPEG, PNG, BMP, TIFF or WebP file into a new `hrm_bitmap` (as PIL decodes it).
 ///
 /// On success `*out` owns the bitmap: free it with `hrm_bitmap_free`. Fails with
-/// `HRM_ERROR_IO` when the file cannot be read, `HRM_ERROR_DECODE` when it is not an image.
-/// Any thread.
+/// `HRM_ERROR_IO` when the file cannot be read, `HRM_ERROR_INVALID_ARGUMENT` when it is not a
+/// regular file (a FIFO, a device) or larger than 1 GiB, `HRM_ERROR_DECODE` when it is not an
+/// image or its header declares more than `HRM_DEFAULT_MAX_IMAGE_PIXELS` pixels (a decompression
+/// bomb: refused before anything is allocated for it). Any thread.
 ///
 /// # Safety
 /// `path` is a NUL-terminated UTF-8 string; `out` is writable.
@@ -164,7 +184,7 @@ pub unsafe extern "C" fn hrm_bitmap_load(path: *const std::ffi::c_char, out: *mu
 #[no_mangle]
 pub unsafe extern "C" fn hrm_bitmap_image(bitmap: *const hrm_bitmap, out: *mut hrm_image) -> hrm_status {
     guard("hrm_bitmap_image", || {
-        let bitmap = arg(bitmap, "bitmap")?;
+        let bitmap = handle(bitmap, "bitmap")?;
         let target = arg(out, "out")?;
         check_struct_size::<hrm_image>(target.struct_size, "hrm_image")?;
         let image = &bitmap.image;
@@ -188,5 +208,5 @@ pub unsafe extern "C" fn hrm_bitmap_image(bitmap: *const hrm_bitmap, out: *mut h
 /// `bitmap` is NULL or came from `hrm_bitmap_load` and was not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_bitmap_free(bitmap: *mut hrm_bitmap) {
-    crate::status::free("hrm_bitmap_free", bitmap);
+    crate::handle::free("hrm_bitmap_free", bitmap);
 }

@@ -1,8 +1,9 @@
 //! Detection calls and their library-owned results (`hrm_result`, read face by face as `hrm_face`).
 
+use crate::handle::{give, handle, handle_mut};
 use crate::image::{check_struct_size, hrm_image, Frame};
 use crate::runtime::{au_ids, hrm_detector, StaticCStr};
-use crate::status::{arg, arg_mut, give, guard, hrm_status, out_arg, Failure};
+use crate::status::{arg, guard, hrm_status, out_arg, Failure};
 use hrm_core::{AuDetector, FaceAus};
 use std::ffi::c_char;
 
@@ -88,8 +89,8 @@ pub unsafe extern "C" fn hrm_detect_frame(
     out: *mut *mut hrm_result,
 ) -> hrm_status {
     guard("hrm_detect_frame", || {
-        let detector = arg_mut(detector, "detector")?;
-        let frame = Frame::new(image, "image")?;
+        let detector = handle_mut(detector, "detector")?;
+        let frame = Frame::new(image, "image", detector.max_pixels)?;
         out_arg(out, "out")?;
         let ids = au_ids(detector.au_set);
         let faces = detector.pipeline()?.process(&frame.view()?)?;
@@ -122,7 +123,7 @@ pub unsafe extern "C" fn hrm_detect_aligned(
     out: *mut *mut hrm_result,
 ) -> hrm_status {
     guard("hrm_detect_aligned", || {
-        let detector = arg_mut(detector, "detector")?;
+        let detector = handle_mut(detector, "detector")?;
         if !(1..=HRM_MAX_BATCH).contains(&count) {
             return Err(Failure::invalid(format!("count is {count}, expected 1 to {HRM_MAX_BATCH}")));
         }
@@ -133,7 +134,7 @@ pub unsafe extern "C" fn hrm_detect_aligned(
         let frames = std::slice::from_raw_parts(faces, count)
             .iter()
             .enumerate()
-            .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]")))
+            .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]"), detector.max_pixels))
             .collect::<Result<Vec<_>, _>>()?;
         let views = frames.iter().map(|f| f.view()).collect::<Result<Vec<_>, _>>()?;
         let aus = detector.au_detector().detect(&views)?;
@@ -155,7 +156,7 @@ pub unsafe extern "C" fn hrm_detect_aligned(
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count: *mut usize) -> hrm_status {
     guard("hrm_result_face_count", || {
-        let result = arg(result, "result")?;
+        let result = handle(result, "result")?;
         out_arg(count, "count")?;
         *count = result.faces.len();
         Ok(())
@@ -169,7 +170,7 @@ pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count:
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_timestamp(result: *const hrm_result, timestamp: *mut i64) -> hrm_status {
     guard("hrm_result_timestamp", || {
-        let result = arg(result, "result")?;
+        let result = handle(result, "result")?;
         out_arg(timestamp, "timestamp")?;
         *timestamp = result.timestamp;
         Ok(())
@@ -184,7 +185,7 @@ pub unsafe extern "C" fn hrm_result_timestamp(result: *const hrm_result, timesta
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize, face: *mut hrm_face) -> hrm_status {
     guard("hrm_result_face", || {
-        let result = arg(result, "result")?;
+        let result = handle(result, "result")?;
         let target = arg(face, "face")?;
         check_struct_size::<hrm_face>(target.struct_size, "hrm_face")?;
         let found = result.faces.get(index).ok_or_else(|| {
@@ -211,5 +212,5 @@ pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize
 /// `result` is NULL or came from a detection call and was not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_free(result: *mut hrm_result) {
-    crate::status::free("hrm_result_free", result);
+    crate::handle::free("hrm_result_free", result);
 }

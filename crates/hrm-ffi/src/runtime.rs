@@ -1,7 +1,8 @@
 //! `hrm_runtime` (a configuration with its verified models, shared) and `hrm_detector` (one
 //! per thread, with its own inference state).
 
-use crate::status::{arg, give, guard, hrm_status, out_arg, str_arg, Failure, HRM_ERROR_CONFIG};
+use crate::handle::{give, handle};
+use crate::status::{guard, hrm_status, out_arg, str_arg, Failure, HRM_ERROR_CONFIG};
 use hrm_core::manifest::check_thresholds;
 use hrm_core::pipeline::Pipeline;
 use hrm_core::{AuSet, BackendOptions, Config, LoadedModel, ModelDetector, ModelPackage};
@@ -63,6 +64,8 @@ enum Stages {
 pub struct hrm_detector {
     stages: Stages,
     pub(crate) au_set: AuSet,
+    /// Frames with more pixels are refused (`max_image_pixels`).
+    pub(crate) max_pixels: u64,
 }
 
 impl hrm_detector {
@@ -77,7 +80,7 @@ impl hrm_detector {
             }
             None => Stages::AlignedOnly(aus),
         };
-        Ok(hrm_detector { stages, au_set: runtime.au_set() })
+        Ok(hrm_detector { stages, au_set: runtime.au_set(), max_pixels: config.max_image_pixels })
     }
 
     pub(crate) fn pipeline(&mut self) -> Result<&mut Pipeline, Failure> {
@@ -186,7 +189,7 @@ pub unsafe extern "C" fn hrm_runtime_new_from_string(
 /// `runtime` is NULL or came from `hrm_runtime_new_*` and was not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_runtime_free(runtime: *mut hrm_runtime) {
-    crate::status::free("hrm_runtime_free", runtime);
+    crate::handle::free("hrm_runtime_free", runtime);
 }
 
 /// The AU ids the runtime's model reports, in the order of every result's probabilities
@@ -202,7 +205,7 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
     count: *mut usize,
 ) -> hrm_status {
     guard("hrm_runtime_au_ids", || {
-        let runtime = arg(runtime, "runtime")?;
+        let runtime = handle(runtime, "runtime")?;
         out_arg(ids, "ids")?;
         out_arg(count, "count")?;
         let table = au_ids(runtime.au_set());
@@ -224,7 +227,7 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
 #[no_mangle]
 pub unsafe extern "C" fn hrm_detector_new(runtime: *const hrm_runtime, out: *mut *mut hrm_detector) -> hrm_status {
     guard("hrm_detector_new", || {
-        let runtime = arg(runtime, "runtime")?;
+        let runtime = handle(runtime, "runtime")?;
         out_arg(out, "out")?;
         give(out, hrm_detector::new(runtime)?);
         Ok(())
@@ -238,5 +241,5 @@ pub unsafe extern "C" fn hrm_detector_new(runtime: *const hrm_runtime, out: *mut
 /// thread is using it.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_detector_free(detector: *mut hrm_detector) {
-    crate::status::free("hrm_detector_free", detector);
+    crate::handle::free("hrm_detector_free", detector);
 }

@@ -67,7 +67,7 @@ impl From<Error> for Failure {
         let status = match error {
             Error::Io { .. } => HRM_ERROR_IO,
             Error::Toml { .. } | Error::Field { .. } | Error::UnknownBackend { .. } => HRM_ERROR_CONFIG,
-            Error::Hash { .. } => HRM_ERROR_MODEL,
+            Error::Hash { .. } | Error::NotAPackage { .. } => HRM_ERROR_MODEL,
             Error::Decode { .. } => HRM_ERROR_DECODE,
             Error::InvalidInput(_) => HRM_ERROR_INVALID_ARGUMENT,
             Error::Backend { .. } => HRM_ERROR_BACKEND,
@@ -113,14 +113,6 @@ pub(crate) unsafe fn arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Fail
     ptr.as_ref().ok_or_else(|| Failure::invalid(format!("`{name}` is NULL")))
 }
 
-/// As [`arg`], for a handle the call may change.
-///
-/// # Safety
-/// A non-NULL `ptr` points at a live `T` that no other thread uses during the call.
-pub(crate) unsafe fn arg_mut<'a, T>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
-    ptr.as_mut().ok_or_else(|| Failure::invalid(format!("`{name}` is NULL")))
-}
-
 /// A NUL-terminated UTF-8 string argument.
 ///
 /// # Safety
@@ -139,28 +131,6 @@ pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<(), Failure> {
         Err(Failure::invalid(format!("`{name}` (the out-parameter) is NULL")))
     } else {
         Ok(())
-    }
-}
-
-/// Moves a new object to the heap and hands the caller its pointer through `out`.
-///
-/// # Safety
-/// `out` has passed [`out_arg`].
-pub(crate) unsafe fn give<T>(out: *mut *mut T, value: T) {
-    *out = Box::into_raw(Box::new(value));
-}
-
-/// Frees an object made by [`give`]; NULL is a no-op. Runs in the guard of the `_free` that
-/// calls it, so even a panicking destructor stays on this side.
-///
-/// # Safety
-/// `ptr` is NULL or came from [`give`] and was not freed before.
-pub(crate) unsafe fn free<T>(function: &str, ptr: *mut T) {
-    if !ptr.is_null() {
-        guard(function, || {
-            drop(Box::from_raw(ptr));
-            Ok(())
-        });
     }
 }
 

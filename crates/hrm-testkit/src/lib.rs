@@ -130,6 +130,7 @@ mod op {
     pub const REDUCE: u8 = b'R';
     pub const BINPERSID: u8 = b'Q';
     pub const NEWFALSE: u8 = 0x89;
+    pub const LONG1: u8 = 0x8a;
 }
 
 struct Pickler(Vec<u8>);
@@ -142,8 +143,16 @@ impl Pickler {
     }
 
     fn int(&mut self, v: usize) {
-        self.0.push(op::BININT);
-        self.0.extend_from_slice(&(v as i32).to_le_bytes());
+        match i32::try_from(v) {
+            Ok(v) => {
+                self.0.push(op::BININT);
+                self.0.extend_from_slice(&v.to_le_bytes());
+            }
+            Err(_) => {
+                self.0.extend_from_slice(&[op::LONG1, 8]);
+                self.0.extend_from_slice(&(v as u64).to_le_bytes());
+            }
+        }
     }
 
     fn global(&mut self, module: &str, name: &str) {
@@ -162,8 +171,9 @@ impl Pickler {
         self.0.push(op::TUPLE);
     }
 
-    /// `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`
-    fn tensor(&mut self, key: usize, shape: &[usize]) {
+    /// `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`, with a
+    /// storage that declares `storage_len` elements.
+    fn tensor_in(&mut self, key: usize, shape: &[usize], storage_len: usize) {
         self.global("torch._utils", "_rebuild_tensor_v2");
         self.0.push(op::MARK);
         self.0.push(op::MARK);
@@ -171,7 +181,7 @@ impl Pickler {
         self.global("torch", "FloatStorage");
         self.str(&key.to_string());
         self.str("cpu");
-        self.int(shape.iter().product());
+        self.int(storage_len);
         self.0.extend_from_slice(&[op::TUPLE, op::BINPERSID]);
         self.int(0);
         self.int_tuple(shape);
@@ -186,8 +196,10 @@ impl Pickler {
     }
 }
 
-/// Writes `entries` as a PyTorch checkpoint at `path`, with values from a seeded generator.
-pub fn write_checkpoint(path: &Path, entries: &[Entry], wrapper: Wrapper, seed: u64) -> std::io::Result<()> {
+/// The `data.pkl` of a checkpoint holding `entries` (storage `i` for entry `i`), wrapped as
+/// `wrapper` says. `storage_len` gives entry `i`'s storage a declared element count other than
+/// its shape's (hostile checkpoints for tests).
+pub fn state_dict_pickle(entries: &[Entry], wrapper: Wrapper, storage_len: impl Fn(usize) -> Option<usize>) -> Vec<u8> {
     let mut p = Pickler(vec![op::PROTO, 2]);
     // {'model' | 'state_dict': OrderedDict(...), 'epoch': 1}, or the OrderedDict alone
     let (outer_key, prefix) = match wrapper {
@@ -203,7 +215,8 @@ pub fn write_checkpoint(path: &Path, entries: &[Entry], wrapper: Wrapper, seed: 
     p.0.push(op::MARK);
     for (key, e) in entries.iter().enumerate() {
         p.str(&format!("{prefix}{}", e.name));
-        p.tensor(key, &e.shape);
+        let len = storage_len(key).unwrap_or_else(|| e.shape.iter().product());
+        p.tensor_in(key, &e.shape, len);
     }
     p.0.push(op::SETITEMS);
     if outer_key.is_some() {
@@ -212,31 +225,50 @@ pub fn write_checkpoint(path: &Path, entries: &[Entry], wrapper: Wrapper, seed: 
         p.0.push(op::SETITEMS);
     }
     p.0.push(op::STOP);
+    p.0
+}
 
+/// Writes a `torch.save`-style zip: `<stem>/data.pkl`, `byteorder`, `data/<key>` for each storage,
+/// `version`; stored, or deflated when `deflate` (torch stores, but a zip may say otherwise).
+pub fn write_archive(path: &Path, pickle: &[u8], storages: &[(String, Vec<u8>)], deflate: bool) -> std::io::Result<()> {
     let archive = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "archive".into());
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path)?);
-    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let method = if deflate { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
     zip.start_file(format!("{archive}/data.pkl"), options)?;
-    zip.write_all(&p.0)?;
+    zip.write_all(pickle)?;
     zip.start_file(format!("{archive}/byteorder"), options)?;
     zip.write_all(b"little")?;
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    for (key, e) in entries.iter().enumerate() {
+    for (key, bytes) in storages {
         zip.start_file(format!("{archive}/data/{key}"), options)?;
-        let n: usize = e.shape.iter().product();
-        let mut bytes = Vec::with_capacity(n * 4);
-        for _ in 0..n {
-            let v = match e.init {
-                Init::FanIn(fan_in) => rng.uniform() * (3.0 / fan_in as f32).sqrt(),
-                Init::Uniform(scale) => rng.uniform() * scale,
-                Init::Constant(c) => c,
-            };
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        zip.write_all(&bytes)?;
+        zip.write_all(bytes)?;
     }
     zip.start_file(format!("{archive}/version"), options)?;
     zip.write_all(b"3\n")?;
     zip.finish()?;
     Ok(())
+}
+
+/// Writes `entries` as a PyTorch checkpoint at `path`, with values from a seeded generator.
+pub fn write_checkpoint(path: &Path, entries: &[Entry], wrapper: Wrapper, seed: u64) -> std::io::Result<()> {
+    let pickle = state_dict_pickle(entries, wrapper, |_| None);
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let storages: Vec<(String, Vec<u8>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(key, e)| {
+            let n: usize = e.shape.iter().product();
+            let mut bytes = Vec::with_capacity(n * 4);
+            for _ in 0..n {
+                let v = match e.init {
+                    Init::FanIn(fan_in) => rng.uniform() * (3.0 / fan_in as f32).sqrt(),
+                    Init::Uniform(scale) => rng.uniform() * scale,
+                    Init::Constant(c) => c,
+                };
+                bytes.extend_from_slice(&v.to_le_bytes());
+            }
+            (key.to_string(), bytes)
+        })
+        .collect();
+    write_archive(path, &pickle, &storages, false)
 }

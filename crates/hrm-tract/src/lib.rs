@@ -19,7 +19,6 @@ use hrm_core::{Backend, BackendOptions, BackendRegistry, Error, InferenceSession
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use threads::Pool;
-use tract_linalg::multithread::multithread_tract_scope;
 use tract_onnx::prelude::*;
 
 pub const NAME: &str = "tract";
@@ -142,7 +141,8 @@ impl InferenceSession for TractSession {
             let tensor = Tensor::from_shape(&[n, c, h, w], chunk).map_err(|e| backend_error("input", e))?;
             let executor = self.pool.executor();
             let state = self.state(n)?;
-            let outputs = multithread_tract_scope(executor, || state.run(tvec!(tensor.into())))
+            let outputs = threads::run_in(executor, || state.run(tvec!(tensor.into())))
+                .map_err(|e| backend_error("running the graph", e))?
                 .map_err(|e| backend_error("running the graph", e))?;
             let output = outputs[0].to_plain_array_view::<f32>().map_err(|e| backend_error("output", e))?;
             result.extend(output.iter().copied());

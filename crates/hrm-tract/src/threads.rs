@@ -6,9 +6,29 @@
 //! scheduler) free the records those threads registered. A program that frees every libhrm
 //! object then exits with no libhrm thread running and nothing lost (valgrind checks this).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use tract_linalg::multithread::Executor;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
+
+/// Runs `work` with `executor` as tract's executor on this thread, turning a panic inside it (an
+/// allocation tract cannot make, a bug) into an error message.
+///
+/// The panic is caught inside tract's scope on purpose: the scope only restores the thread's
+/// previous executor when its closure returns, so a panic unwinding through it would leave the
+/// thread-local holding a handle to the pool. The pool's threads would then never be told to stop,
+/// and [`Pool`]'s drop, which joins them, would wait forever (the CLI never exited, and C's
+/// `hrm_runtime_free` never returned).
+pub(crate) fn run_in<R>(executor: Executor, work: impl FnOnce() -> R) -> Result<R, String> {
+    multithread_tract_scope(executor, || catch_unwind(AssertUnwindSafe(work))).map_err(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into());
+        format!("internal error: {message}")
+    })
+}
 
 pub(crate) struct Pool {
     executor: Executor,
@@ -67,5 +87,27 @@ impl Drop for Pool {
         for _ in 0..4 {
             crossbeam_epoch::pin().flush();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_panic_inside_a_run_becomes_an_error_and_the_pool_still_joins() {
+        let pool = Pool::new(2);
+        let result = run_in(pool.executor(), || -> usize { panic!("allocation failed") });
+        assert_eq!(result.unwrap_err(), "internal error: allocation failed");
+        // The run after it works, on the same pool.
+        assert_eq!(run_in(pool.executor(), || 7), Ok(7));
+        let (done, joined) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(pool);
+            done.send(()).unwrap();
+        });
+        joined.recv_timeout(Duration::from_secs(30)).expect("dropping the pool after a panic must not hang");
     }
 }

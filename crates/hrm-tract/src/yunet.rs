@@ -9,7 +9,6 @@ use hrm_core::{Error, ImageView, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use tract_linalg::multithread::multithread_tract_scope;
 use tract_onnx::prelude::*;
 
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -110,8 +109,9 @@ impl FaceDetector for YunetDetector {
         }
         let executor = self.pool.executor();
         let state = self.state(placement.width, placement.height)?;
-        let outputs =
-            multithread_tract_scope(executor, || state.run(tvec!(tensor.into()))).map_err(|e| error("running", e))?;
+        let outputs = crate::threads::run_in(executor, || state.run(tvec!(tensor.into())))
+            .map_err(|e| error("running", e))?
+            .map_err(|e| error("running", e))?;
         if outputs.len() != 12 {
             return Err(error(
                 "outputs",

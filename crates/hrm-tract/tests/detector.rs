@@ -77,7 +77,7 @@ fn a_gray_frame_is_the_gray_image_in_rgb() {
     let (_, rgb) = &photographs()[0];
     let (data, stride) = frame(rgb, PixelFormat::Gray8, 3);
     let gray = ImageView::new(&data, rgb.width, rgb.height, stride, PixelFormat::Gray8).unwrap();
-    let as_rgb = gray.to_rgb();
+    let as_rgb = gray.to_rgb().unwrap();
     assert!(as_rgb.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]));
     let from_gray = detector.detect(&[gray]).unwrap();
     let from_rgb = detector.detect(&[as_rgb.view()]).unwrap();

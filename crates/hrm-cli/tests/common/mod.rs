@@ -41,7 +41,8 @@ pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Converts a committed fixture checkpoint with the arguments `make_fixtures.py` recorded.
+/// Converts a committed fixture checkpoint with the arguments `make_fixtures.py` recorded, marked
+/// as a random-weight fixture.
 pub fn convert_fixture(name: &str, out: &Path) {
     let expected = expected();
     let extra: Vec<String> = expected["fixtures"][name]["convert_args"]
@@ -51,7 +52,7 @@ pub fn convert_fixture(name: &str, out: &Path) {
         .map(|a| a.as_str().unwrap().to_string())
         .collect();
     let checkpoint = fixtures().join(format!("{name}.pth"));
-    let mut args = vec!["convert", path(&checkpoint), "--out", path(out)];
+    let mut args = vec!["convert", path(&checkpoint), "--out", path(out), "--fixture"];
     args.extend(extra.iter().map(String::as_str));
     let output = hrm(&args);
     assert!(output.status.success(), "hrm convert {name}: {}", stderr(&output));
