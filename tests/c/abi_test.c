@@ -190,9 +190,13 @@ static void test_frame_misuse(hrm_detector *detector, const hrm_image *good) {
     expect("width too large", hrm_detect_frame(detector, &bad, &result), HRM_ERROR_INVALID_ARGUMENT, "width");
     bad = *good, bad.width = UINT32_MAX, bad.height = UINT32_MAX;
     expect("huge width and height", hrm_detect_frame(detector, &bad, &result), HRM_ERROR_INVALID_ARGUMENT, NULL);
-    bad = *good, bad.width = HRM_MAX_IMAGE_SIDE, bad.height = HRM_MAX_IMAGE_SIDE, bad.stride = SIZE_MAX;
+    bad = *good, bad.height = 2, bad.stride = SIZE_MAX;
     expect("a stride that overflows", hrm_detect_frame(detector, &bad, &result), HRM_ERROR_INVALID_ARGUMENT,
            "overflow");
+    /* Refused on its size before a byte is read: 32768x32768 is over HRM_DEFAULT_MAX_IMAGE_PIXELS. */
+    bad = *good, bad.width = HRM_MAX_IMAGE_SIDE, bad.height = HRM_MAX_IMAGE_SIDE, bad.stride = HRM_MAX_IMAGE_SIDE * 3;
+    expect("a frame over the pixel budget", hrm_detect_frame(detector, &bad, &result), HRM_ERROR_INVALID_ARGUMENT,
+           "max_image_pixels");
     bad = *good, bad.stride = good->width * 3 - 1;
     expect("stride smaller than a row", hrm_detect_frame(detector, &bad, &result), HRM_ERROR_INVALID_ARGUMENT,
            "stride");
@@ -337,6 +341,36 @@ static void test_small_frames(hrm_detector *detector) {
     hrm_result_free(result);
 }
 
+/* A copy of a real JPEG whose frame header claims 30000x30000: refused before decoding. */
+static void test_bitmap_bomb(const char *photo) {
+    FILE *in = fopen(photo, "rb");
+    CHECK(in != NULL, "cannot open %s", photo);
+    if (in == NULL) {
+        return;
+    }
+    static unsigned char bytes[1 << 22];
+    size_t n = fread(bytes, 1, sizeof bytes, in);
+    fclose(in);
+    size_t at = 0;
+    while (at + 9 < n && !(bytes[at] == 0xFF && (bytes[at + 1] == 0xC0 || bytes[at + 1] == 0xC2))) {
+        at++;
+    }
+    CHECK(at + 9 < n, "no frame header in %s", photo);
+    bytes[at + 5] = 30000 >> 8, bytes[at + 6] = 30000 & 0xFF, bytes[at + 7] = 30000 >> 8, bytes[at + 8] = 30000 & 0xFF;
+    const char *bomb = "abi_test_bomb.jpg";
+    FILE *out = fopen(bomb, "wb");
+    CHECK(out != NULL && fwrite(bytes, 1, n, out) == n, "cannot write %s", bomb);
+    if (out != NULL) {
+        fclose(out);
+    }
+    hrm_bitmap *bitmap = NULL;
+    expect("a decompression bomb", hrm_bitmap_load(bomb, &bitmap), HRM_ERROR_DECODE, "30000x30000");
+    CHECK(bitmap == NULL, "a refused bomb wrote the out-parameter");
+    remove(bomb);
+    expect("bitmap from a device", hrm_bitmap_load("/dev/zero", &bitmap), HRM_ERROR_INVALID_ARGUMENT,
+           "not a regular file");
+}
+
 static void test_bitmaps(const char *config_path) {
     hrm_bitmap *bitmap = NULL;
     expect("bitmap from NULL", hrm_bitmap_load(NULL, &bitmap), HRM_ERROR_INVALID_ARGUMENT, "path");
@@ -425,6 +459,7 @@ int main(int argc, char **argv) {
         *colon = '\0';
     }
     test_aligned_only(argv[2], first_photo);
+    test_bitmap_bomb(first_photo);
 
     if (failures > 0) {
         fprintf(stderr, "%d checks failed\n", failures);

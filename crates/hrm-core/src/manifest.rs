@@ -367,6 +367,8 @@ impl Architecture {
                 }
             }
             Architecture::Resnet { layers, widths, out_channels, stem_width, groups, .. } => {
+                within("stem_width", *stem_width, MAX_CHANNELS)?;
+                within("groups", *groups, MAX_CHANNELS)?;
                 within("layers", layers.len(), MAX_STAGES)?;
                 for (name, list) in [("widths", widths), ("out_channels", out_channels)] {
                     if list.len() != layers.len() {
@@ -382,8 +384,6 @@ impl Architecture {
                         return Err((format!("widths[{i}]"), format!("a multiple of groups {groups}"), w.to_string()));
                     }
                 }
-                within("stem_width", *stem_width, MAX_CHANNELS)?;
-                within("groups", *groups, MAX_CHANNELS)?;
             }
         }
         Ok(())

@@ -65,3 +65,16 @@ fn sixteen_bit_pngs_decode_as_pil_opens_them() {
     assert_eq!(decode_file(&gray_path).unwrap().data, want);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn cmyk_jpegs_decode_as_pil_converts_them() {
+    // tools/make_cmyk_fixture.py: a CMYK JPEG with Adobe's inverted polarity, and the sha256 of
+    // PIL's Image.open(p).convert('RGB') (its cmyk2rgb after libjpeg's CMYK output).
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("cmyk.json")).unwrap()).unwrap();
+    let image = decode_file(&fixtures.join("cmyk.jpg")).unwrap();
+    assert_eq!([image.width, image.height], [96, 64]);
+    assert_eq!(image.data.len(), 96 * 64 * 3);
+    assert_eq!(sha256_bytes(&image.data), want["decoded_sha256"].as_str().unwrap(), "CMYK pixels differ from PIL's");
+}

@@ -1,5 +1,8 @@
-//! Writes checkpoints the way `torch.save` does (a zip with `data.pkl` and one entry per storage),
-//! so tests and benchmarks can make full-size models with random weights without Python.
+//! Test helpers. Writes checkpoints the way `torch.save` does (a zip with `data.pkl` and one entry
+//! per storage), so tests and benchmarks can make full-size models with random weights without
+//! Python, and hostile ones; and [`fuzz`], a mutation fuzzer that runs as an ordinary test.
+
+pub mod fuzz;
 
 use std::io::Write;
 use std::path::Path;
