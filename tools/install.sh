@@ -7,7 +7,8 @@
 # hrm.hpp, DIR/lib/pkgconfig/hrm.pc and DIR/lib/cmake/hrm/ (a CMake package with the target
 # hrm::hrm). Then `pkg-config --cflags --libs hrm` (PKG_CONFIG_PATH=DIR/lib/pkgconfig) or CMake's
 # `find_package(hrm)` (CMAKE_PREFIX_PATH=DIR) is all a project needs. The layout is relocatable.
-# Without --from it first builds the library (`cargo build --release -p libhrm`).
+# Without --from it first builds the library (`cargo build --release -p libhrm`) and takes it from
+# cargo's target folder, wherever CARGO_TARGET_DIR or .cargo/config put it.
 set -euo pipefail
 
 usage() { echo "usage: $0 --prefix DIR [--from TARGET_DIR]" >&2; exit 2; }
@@ -24,11 +25,17 @@ done
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "$from" ]; then
   (cd "$repo" && cargo build --release -p libhrm)
-  from="$repo/target/release"
+  target="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  [ -n "$target" ] || { echo "error: cargo metadata did not name the target folder" >&2; exit 1; }
+  from="$target/release"
+  for f in "$from/libhrm.so" "$from/libhrm.a"; do
+    [ -f "$f" ] || { echo "error: cargo built libhrm, but $f is missing" >&2; exit 1; }
+  done
+else
+  for f in "$from/libhrm.so" "$from/libhrm.a"; do
+    [ -f "$f" ] || { echo "error: $f not found: --from takes the folder cargo builds into (target/release after \`cargo build --release -p libhrm\`), or leave --from out to build here" >&2; exit 1; }
+  done
 fi
-for f in "$from/libhrm.so" "$from/libhrm.a"; do
-  [ -f "$f" ] || { echo "error: $f not found (build with: cargo build --release -p libhrm)" >&2; exit 1; }
-done
 
 abi="$(sed -n 's/^#define HRM_ABI_VERSION \([0-9][0-9]*\)$/\1/p' "$repo/include/hrm.h")"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n 1)"

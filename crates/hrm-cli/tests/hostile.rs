@@ -94,6 +94,28 @@ fn folder_scans_follow_each_folder_once_and_skip_fifos() {
     assert!(!output.status.success() && stderr(&output).contains("a FIFO, not"), "{}", stderr(&output));
 }
 
+#[cfg(unix)]
+#[test]
+fn configurations_checkpoints_and_detectors_that_are_devices_or_fifos_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let images = shared_images();
+    let image = path(&images[0]);
+    for special in ["/dev/zero", path(&fifo)] {
+        let output = hrm_within(30, &["detect", "--config", special, image]);
+        assert!(!output.status.success() && stderr(&output).contains("not a regular file"), "{}", stderr(&output));
+        let out = dir.path().join("pkg");
+        let output = hrm_within(30, &["convert", special, "--out", path(&out)]);
+        assert!(!output.status.success() && stderr(&output).contains("not a regular file"), "{}", stderr(&output));
+        let config = dir.path().join("yunet.toml");
+        let package = fixtures().join("packages/resnet_basic");
+        std::fs::write(&config, format!("model = {:?}\n[detector]\nmodel = {special:?}\n", path(&package))).unwrap();
+        let output = hrm_within(30, &["detect", "--config", path(&config), image]);
+        assert!(!output.status.success() && stderr(&output).contains("not a regular file"), "{}", stderr(&output));
+    }
+}
+
 #[test]
 fn an_empty_folder_says_so_and_fails() {
     let dir = tempfile::tempdir().unwrap();
@@ -277,6 +299,21 @@ fn manifests_that_do_not_describe_their_graph_are_refused() {
                 t.replace(&old, &sha256(&patched))
             }),
             &["external data in `extra.safetensors`", "does not hash"],
+        ),
+        (
+            "a weight whose external data runs past its shape",
+            Box::new(|pkg: &Path, t: String| {
+                let onnx = pkg.join("model.onnx");
+                let bytes = std::fs::read(&onnx).unwrap();
+                let old = sha256(&bytes);
+                // The first `length` value of the external data gains a leading 9, keeping its size.
+                let at = bytes.windows(6).position(|w| w == b"length").unwrap() + 8;
+                let mut patched = bytes.clone();
+                patched[at] = b'9';
+                std::fs::write(&onnx, &patched).unwrap();
+                t.replace(&old, &sha256(&patched))
+            }),
+            &["float32 data of its shape", "inside model.safetensors"],
         ),
     ];
     for (what, edit, needles) in cases {

@@ -138,7 +138,10 @@ impl Default for Config {
 
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        // A configuration is a few KB; a FIFO or /dev/zero given as one is an error, not a hang.
+        let bytes = crate::image::read_regular_file(path, 1 << 20)?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Toml { file: path.to_path_buf(), message: "the file is not UTF-8 text".into() })?;
         let mut config = Config::from_toml(&text, path)?;
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
         Ok(config)

@@ -173,16 +173,14 @@ pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut file = open_regular_file(path)?;
     let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let too_large = |what: String| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, what));
     if size > limit {
-        return Err(Error::InvalidInput(format!(
-            "{}: the file holds {size} bytes, more than the limit of {limit}",
-            path.display()
-        )));
+        return Err(too_large(format!("the file holds {size} bytes, more than the limit of {limit}")));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     (&mut file).take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
     if bytes.len() as u64 > limit {
-        return Err(Error::InvalidInput(format!("{}: the file grew past the limit of {limit} bytes", path.display())));
+        return Err(too_large(format!("the file grew past the limit of {limit} bytes")));
     }
     Ok(bytes)
 }
@@ -200,11 +198,8 @@ pub fn open_regular_file(path: &Path) -> Result<std::fs::File> {
     let file = options.open(path).map_err(|e| Error::io(path, e))?;
     let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
     if !kind.is_file() {
-        return Err(Error::InvalidInput(format!(
-            "{}: {}, not a regular file",
-            path.display(),
-            describe_file_type(kind)
-        )));
+        let what = format!("{}, not a regular file", describe_file_type(kind));
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, what)));
     }
     Ok(file)
 }

@@ -158,10 +158,11 @@ impl ModelPackage {
         let onnx = crate::image::read_regular_file(&onnx_path, MAX_GRAPH_BYTES)?;
         check_hash(&onnx_path, &manifest.files.onnx.sha256, sha256_bytes(&onnx))?;
         let weights_path = dir.join(&manifest.files.weights.name);
-        check_hash(&weights_path, &manifest.files.weights.sha256, sha256_file(&weights_path)?)?;
+        let (weights_hash, weights_len) = sha256_and_len(&weights_path)?;
+        check_hash(&weights_path, &manifest.files.weights.sha256, weights_hash)?;
         let graph = onnx_graph::summarise(&onnx)
             .map_err(|e| Error::field(&onnx_path, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
-        manifest.check_graph(&onnx_path, &graph)?;
+        manifest.check_graph(&onnx_path, &graph, weights_len)?;
         Ok(ModelPackage { dir: dir.to_path_buf(), manifest })
     }
 
@@ -206,8 +207,9 @@ fn not_a_folder(path: &Path) -> String {
 }
 
 impl Manifest {
-    /// Checks the graph's interface and weights against this manifest. `file` names the graph.
-    pub fn check_graph(&self, file: &Path, graph: &onnx_graph::GraphSummary) -> Result<()> {
+    /// Checks the graph's interface and weights against this manifest. `file` names the graph;
+    /// `weights_len` is the size of the weights file, which every external tensor must lie in.
+    pub fn check_graph(&self, file: &Path, graph: &onnx_graph::GraphSummary, weights_len: u64) -> Result<()> {
         use onnx_graph::Dim;
         let shape_text = |shape: &Option<Vec<Dim>>| match shape {
             Some(dims) => format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
@@ -253,6 +255,25 @@ impl Manifest {
                 Some(location) if location == weights_file => {
                     let dims: Vec<usize> =
                         tensor.dims.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+                    // float32, and exactly its bytes, inside the file: tract reads `length` bytes.
+                    let bytes = dims.iter().try_fold(4u64, |n, &d| n.checked_mul(d as u64));
+                    let fits = match (tensor.offset, tensor.length, bytes) {
+                        (Some(offset), Some(length), Some(bytes)) => {
+                            length == bytes && offset.checked_add(length).is_some_and(|end| end <= weights_len)
+                        }
+                        _ => false,
+                    };
+                    if tensor.data_type != 1 || !fits {
+                        return Err(Error::field(
+                            file,
+                            format!("tensor `{}`", tensor.name),
+                            format!("float32 data of its shape {dims:?} inside {weights_file} ({weights_len} bytes)"),
+                            format!(
+                                "type {}, offset {:?}, length {:?}",
+                                tensor.data_type, tensor.offset, tensor.length
+                            ),
+                        ));
+                    }
                     external.insert(tensor.name.as_str(), dims);
                 }
                 Some(location) => {
@@ -523,17 +544,20 @@ fn is_sha256(text: &str) -> bool {
 /// Lowercase hex sha256 of a regular file's content (a FIFO or a device would never end), up to
 /// 16 GB.
 pub fn sha256_file(path: &Path) -> Result<String> {
+    Ok(sha256_and_len(path)?.0)
+}
+
+/// The sha256 of a regular file and its length in bytes, as hashed.
+fn sha256_and_len(path: &Path) -> Result<(String, u64)> {
     use std::io::Read;
     let file = crate::image::open_regular_file(path)?;
     let mut hasher = Sha256::new();
     let copied = std::io::copy(&mut file.take(MAX_WEIGHTS_BYTES + 1), &mut hasher).map_err(|e| Error::io(path, e))?;
     if copied > MAX_WEIGHTS_BYTES {
-        return Err(Error::InvalidInput(format!(
-            "{}: the file is larger than the limit of {MAX_WEIGHTS_BYTES} bytes",
-            path.display()
-        )));
+        let what = format!("the file is larger than the limit of {MAX_WEIGHTS_BYTES} bytes");
+        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, what)));
     }
-    Ok(hex(&hasher.finalize()))
+    Ok((hex(&hasher.finalize()), copied))
 }
 
 pub fn sha256_bytes(bytes: &[u8]) -> String {

@@ -41,6 +41,11 @@ pub struct GraphTensor {
     pub dims: Vec<i64>,
     /// The file its data lives in (ONNX external data's `location`), if not in the graph itself.
     pub location: Option<String>,
+    /// Where in that file, in bytes (external data's `offset` and `length`).
+    pub offset: Option<u64>,
+    pub length: Option<u64>,
+    /// ONNX's element type (1 is float32).
+    pub data_type: u64,
 }
 
 /// The parts of an ONNX model that a package check needs.
@@ -129,7 +134,8 @@ fn read_node(
 }
 
 fn read_tensor(bytes: &[u8]) -> Result<GraphTensor, String> {
-    let mut tensor = GraphTensor { name: String::new(), dims: Vec::new(), location: None };
+    let mut tensor =
+        GraphTensor { name: String::new(), dims: Vec::new(), location: None, offset: None, length: None, data_type: 0 };
     let mut external = false;
     for field in Fields::new(bytes) {
         let (number, value) = field?;
@@ -145,6 +151,11 @@ fn read_tensor(bytes: &[u8]) -> Result<GraphTensor, String> {
                 }
                 _ => return Err("TensorProto.dims has the wrong wire type".into()),
             },
+            2 => {
+                if let Value::Varint(v) = value {
+                    tensor.data_type = v;
+                }
+            }
             8 => tensor.name = value.string("TensorProto.name")?,
             13 => {
                 let (mut key, mut text) = (String::new(), String::new());
@@ -155,8 +166,13 @@ fn read_tensor(bytes: &[u8]) -> Result<GraphTensor, String> {
                         _ => {}
                     }
                 }
-                if key == "location" {
-                    tensor.location = Some(text);
+                let number =
+                    || text.parse::<u64>().map_err(|_| format!("external data {key} `{text}` is not a number"));
+                match key.as_str() {
+                    "location" => tensor.location = Some(text),
+                    "offset" => tensor.offset = Some(number()?),
+                    "length" => tensor.length = Some(number()?),
+                    _ => {}
                 }
             }
             14 => external = matches!(value, Value::Varint(1)),

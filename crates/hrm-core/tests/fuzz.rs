@@ -45,7 +45,8 @@ fn fuzz_graph_reader_and_check() {
     let seeds = vec![package_file("model.onnx")];
     let report = fuzz("onnx-graph", &seeds, |bytes| {
         let graph = onnx_graph::summarise(bytes)?;
-        manifest.check_graph(Path::new("fuzzed.onnx"), &graph).map_err(|e| e.to_string())
+        let weights_len = package_file("model.safetensors").len() as u64;
+        manifest.check_graph(Path::new("fuzzed.onnx"), &graph, weights_len).map_err(|e| e.to_string())
     });
     assert!(report.runs > 1 && report.accepted >= 1, "{report:?}");
 }

@@ -10,6 +10,9 @@ use std::ffi::c_char;
 /// The most faces `hrm_detect_aligned` takes in one call.
 pub const HRM_MAX_BATCH: usize = 4096;
 
+/// A batch of aligned faces may hold this many times `max_image_pixels` in all.
+const ALIGNED_BATCH_BUDGET: u64 = 4;
+
 /// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`;
 /// later versions only add fields at the end.
 ///
@@ -137,6 +140,15 @@ pub unsafe extern "C" fn hrm_detect_aligned(
             .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]"), detector.max_pixels))
             .collect::<Result<Vec<_>, _>>()?;
         let views = frames.iter().map(|f| f.view()).collect::<Result<Vec<_>, _>>()?;
+        // Each face is copied (to RGB, then resized): the batch as a whole stays within a budget.
+        let pixels: u64 = views.iter().map(|v| v.width() as u64 * v.height() as u64).sum();
+        let budget = detector.max_pixels.saturating_mul(ALIGNED_BATCH_BUDGET);
+        if pixels > budget {
+            return Err(Failure::invalid(format!(
+                "the {count} faces hold {pixels} pixels in all, more than {ALIGNED_BATCH_BUDGET} x max_image_pixels \
+                 ({budget}): pass fewer or smaller faces per call"
+            )));
+        }
         let aus = detector.au_detector().detect(&views)?;
         let boxes = views.iter().map(|v| FaceBox {
             score: 1.0,

@@ -42,6 +42,9 @@ impl Clone for YunetDetector {
     }
 }
 
+/// The largest face-detector model read.
+const MAX_MODEL_BYTES: u64 = 256 << 20;
+
 impl YunetDetector {
     /// Loads a YuNet ONNX file. With `input_size`, frames are letterboxed into that input; without,
     /// the network runs at each frame's own size (up to `max_side`), as OpenCV's FaceDetectorYN
@@ -55,7 +58,10 @@ impl YunetDetector {
     ) -> Result<YunetDetector> {
         let what = format!("loading {}", path.display());
         let onnx = tract_onnx::onnx();
-        let mut proto = onnx.proto_model_for_path(path).map_err(|e| error(&what, e))?;
+        // Read here, a regular file of bounded size (YuNet is 100-300 KB), rather than mapped by
+        // tract: a FIFO or /dev/zero given as the model is an error, not a hang.
+        let bytes = hrm_core::image::read_regular_file(path, MAX_MODEL_BYTES)?;
+        let mut proto = onnx.proto_model_for_read(&mut bytes.as_slice()).map_err(|e| error(&what, e))?;
         if let Some(graph) = proto.graph.as_mut() {
             graph.value_info.clear();
         }
