@@ -18,11 +18,13 @@
  *   accepts NULL. Images the caller passes in are only read during the call. Results are
  *   library-owned hrm_result objects, read with hrm_result_face(); the one exception is
  *   hrm_last_error(), which copies into a caller buffer with a capacity.
- * - Freed objects: freeing an object twice, or using it after its _free, is a caller error. Each
- *   object carries a tag that its _free clears, so the common case is caught: a second _free of
- *   the same pointer does nothing, and a call given a freed object (or an object of another type)
- *   returns HRM_ERROR_INVALID_ARGUMENT, both with a last-error note. Not caught: a pointer whose
- *   memory was reused by a new object of the same type, or one into memory never allocated.
+ * - Freed objects: freeing an object twice, or using it after its _free, is a caller error.
+ *   libhrm keeps a registry of the objects it handed out and checks every pointer against it
+ *   before use, so the common cases are caught without touching the memory: a second _free of the
+ *   same pointer does nothing, and a call given a freed object, an object of another type or a
+ *   pointer libhrm never made returns HRM_ERROR_INVALID_ARGUMENT, both with a last-error note.
+ *   Not caught: a stale pointer whose address was since given to a new object of the same type
+ *   (that object is then the one used or freed).
  * - Large input: frames of more than the configuration's max_image_pixels (by default
  *   HRM_DEFAULT_MAX_IMAGE_PIXELS) and photographs that declare more are refused with a status;
  *   memory libhrm cannot allocate for a frame is a status too, not an abort.

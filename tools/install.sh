@@ -28,14 +28,13 @@ if [ -z "$from" ]; then
   target="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
   [ -n "$target" ] || { echo "error: cargo metadata did not name the target folder" >&2; exit 1; }
   from="$target/release"
-  for f in "$from/libhrm.so" "$from/libhrm.a"; do
-    [ -f "$f" ] || { echo "error: cargo built libhrm, but $f is missing" >&2; exit 1; }
-  done
+  missing="cargo built libhrm, but it is not in $from"
 else
-  for f in "$from/libhrm.so" "$from/libhrm.a"; do
-    [ -f "$f" ] || { echo "error: $f not found: --from takes the folder cargo builds into (target/release after \`cargo build --release -p libhrm\`), or leave --from out to build here" >&2; exit 1; }
-  done
+  missing="--from takes the folder cargo builds into (target/release after \`cargo build --release -p libhrm\`); leave --from out to build here"
 fi
+for f in "$from/libhrm.so" "$from/libhrm.a"; do
+  [ -f "$f" ] || { echo "error: $f not found: $missing" >&2; exit 1; }
+done
 
 abi="$(sed -n 's/^#define HRM_ABI_VERSION \([0-9][0-9]*\)$/\1/p' "$repo/include/hrm.h")"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' "$repo/Cargo.toml" | head -n 1)"

@@ -101,14 +101,24 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     );
     let mut report = |message: String| progress.suspend(|| fail(&mut failures, message));
     let mut faces_found = 0usize;
-    let batch_size = config.batch_size;
-    for (chunk_index, chunk) in files.chunks(batch_size).enumerate() {
-        let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
-        for (i, path) in chunk.iter().enumerate() {
-            match hrm_core::image::decode_file_within(path, config.max_image_pixels) {
-                Ok(image) => decoded.push((chunk_index * batch_size + i, path, image)),
-                Err(e) => report(e.to_string()), // decoding errors name the file
+    // Aligned faces are run `batch_size` at a time, frames one at a time; decoded images wait for
+    // their batch within a pixel budget (a batch of 1024 images near `max_image_pixels` each would
+    // otherwise be held in memory at once).
+    let batch_size = if args.aligned { config.batch_size } else { 1 };
+    let batch_budget = config.max_image_pixels.saturating_mul(4);
+    let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
+    let mut decoded_pixels = 0u64;
+    for (index, path) in files.iter().enumerate() {
+        match hrm_core::image::decode_file_within(path, config.max_image_pixels) {
+            Ok(image) => {
+                decoded_pixels += image.width as u64 * image.height as u64;
+                decoded.push((index, path, image));
             }
+            Err(e) => report(e.to_string()), // decoding errors name the file
+        }
+        let last = index + 1 == files.len();
+        if !(last || decoded.len() >= batch_size || decoded_pixels >= batch_budget) {
+            continue;
         }
         match &mut mode {
             Mode::Aligned(detector) => {
@@ -153,7 +163,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        progress.inc(chunk.len() as u64);
+        decoded.clear();
+        decoded_pixels = 0;
+        progress.set_position(index as u64 + 1);
     }
     progress.finish_and_clear();
     sink.finish()?;
@@ -343,31 +355,26 @@ fn walk(
     }
 }
 
-/// A path as text that keeps every byte: names that are UTF-8 are written as they are; in a name
-/// that is not, each byte that is not part of valid UTF-8 is written as `\xNN` and a backslash as
-/// `\\`, so two names that differ in one byte stay different (where a lossy conversion would
-/// print both as `caf\u{FFFD}.jpg`) and the original bytes can be recovered.
+/// A path as text that keeps every byte: a backslash is written as `\\` and each byte that is
+/// not part of valid UTF-8 as `\xNN`; everything else as it is. Two names that differ in one byte
+/// stay different (a lossy conversion prints both `caf\xe9.jpg` and `caf\xe8.jpg` as
+/// `caf\u{FFFD}.jpg`), a UTF-8 name that spells `caf\xe9.jpg` stays apart from the byte 0xE9, and
+/// the original bytes can be recovered.
 pub fn path_text(path: &Path) -> String {
     #[cfg(unix)]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let bytes = path.as_os_str().as_bytes();
-        if std::str::from_utf8(bytes).is_ok() {
-            return path.display().to_string();
-        }
-        let mut out = String::new();
-        for chunk in bytes.utf8_chunks() {
-            out.push_str(&chunk.valid().replace('\\', "\\\\"));
-            for byte in chunk.invalid() {
-                out.push_str(&format!("\\x{byte:02x}"));
-            }
-        }
-        out
-    }
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
     #[cfg(not(unix))]
-    {
-        path.display().to_string()
+    let lossy = path.to_string_lossy();
+    #[cfg(not(unix))]
+    let bytes = lossy.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(&chunk.valid().replace('\\', "\\\\"));
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
     }
+    out
 }
 
 fn open_sink(format: Format, output: Option<&Path>, au_set: AuSet, frames: bool) -> anyhow::Result<Sink> {
@@ -526,6 +533,8 @@ mod tests {
         assert_eq!(other, "caf\\xe8.jpg");
         assert_eq!(path_text(Path::new(OsStr::from_bytes(b"a\\b\xff"))), "a\\\\b\\xff");
         assert_eq!(path_text(Path::new("café.jpg")), "café.jpg");
+        // A UTF-8 name that spells an escape is escaped itself, so it stays apart from the byte.
+        assert_eq!(path_text(Path::new("caf\\xe9.jpg")), "caf\\\\xe9.jpg");
     }
 
     #[test]

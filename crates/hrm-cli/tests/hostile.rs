@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use hrm_testkit::{resnet50, state_dict_pickle, vit, write_archive, write_checkpoint, Entry, Wrapper};
+use hrm_testkit::{resnet50, state_dict_pickle, vit, write_archive, write_checkpoint, Entry, Layout, Wrapper};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -209,7 +209,9 @@ fn checkpoint_memory_bombs_and_malformed_layouts_are_clear_errors() {
 
     // A storage whose element count overflows when multiplied by its element size.
     let entries = resnet50(22);
-    let pickle = state_dict_pickle(&entries, Wrapper::TopLevel, |key| (key == 0).then_some(1 << 62));
+    let pickle = state_dict_pickle(&entries, Wrapper::TopLevel, |key| {
+        (key == 0).then_some(Layout { storage_len: 1 << 62, stride: None })
+    });
     let storages: Vec<(String, Vec<u8>)> = entries
         .iter()
         .enumerate()
@@ -227,6 +229,16 @@ fn checkpoint_memory_bombs_and_malformed_layouts_are_clear_errors() {
     let inflating = dir.path().join("inflating.pth");
     write_archive(&inflating, &pickle, &storages, true).unwrap();
     convert_refused(&inflating, &["inflating.pth", "conv1.weight", "the archive declares 67108864 bytes"]);
+
+    // A zero-stride view: one stored value stands for every element of the first tensor.
+    let pickle = state_dict_pickle(&entries, Wrapper::TopLevel, |key| {
+        (key == 0).then_some(Layout { storage_len: 1, stride: Some(vec![0; 4]) })
+    });
+    let mut one_value = storages.clone();
+    one_value[0].1 = vec![0; 4];
+    let repeated = dir.path().join("repeated.pth");
+    write_archive(&repeated, &pickle, &one_value, false).unwrap();
+    convert_refused(&repeated, &["repeated.pth", "conv1.weight", "more than its storage's 1"]);
 
     // A ResNet with a bottleneck's third convolution but no first one.
     let mut entries = resnet50(22);

@@ -136,7 +136,7 @@ fn block_count(tensors: &Tensors, prefix: &str) -> usize {
         .keys()
         .filter_map(|k| k.strip_prefix(prefix)?.split('.').next()?.parse::<usize>().ok())
         .max()
-        .map_or(0, |m| m + 1)
+        .map_or(0, |m| m.saturating_add(1))
 }
 
 fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognised> {
@@ -168,7 +168,7 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
     let architecture =
         Architecture::Vit { width, depth, heads, patch_size: patch, mlp_hidden, pooling, layer_norm_eps: 1e-6 };
     let input_size = bounded(path, NAME, &architecture, grid.checked_mul(patch))?;
-    let expected = architecture.tensors(outputs, input_size, input_size);
+    let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
     let mut notes = Vec::new();
     let ignored = ["ID_head."];
     if tensors.keys().any(|k| k.starts_with("ID_head.")) {
@@ -183,6 +183,29 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
         notes.push(format!("attention heads: {heads} (width {width} / 64)"));
     }
     Ok(Recognised { architecture, au_set, input_size, tensors: expected, notes })
+}
+
+/// The most parameters converted (8 GB of f32; ViT-L/16 has 0.3 billion, ViT-G/14 1.8 billion).
+const MAX_PARAMETERS: u64 = 2_000_000_000;
+
+/// Refuses a network whose tensors hold more than [`MAX_PARAMETERS`] values in all: every one of
+/// them is read into memory and written to the package.
+fn parameters_within_budget(
+    path: &Path,
+    name: &str,
+    tensors: Vec<(String, Vec<usize>)>,
+) -> Result<Vec<(String, Vec<usize>)>> {
+    let count = tensors.iter().try_fold(0u64, |sum, (_, shape)| {
+        sum.checked_add(shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64))?)
+    });
+    match count {
+        Some(count) if count <= MAX_PARAMETERS => Ok(tensors),
+        _ => Err(tensor_error(
+            path,
+            name,
+            vec![format!("the tensors' shapes ask for more than {MAX_PARAMETERS} parameters in all")],
+        )),
+    }
 }
 
 /// Checks the parameters read from the tensors before anything is sized by them (a key such as
@@ -241,7 +264,7 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     let au_set = au_set(path, NAME, outputs)?;
     let architecture = Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups };
     let input_size = bounded(path, NAME, &architecture, Some(224))?;
-    let expected = architecture.tensors(outputs, input_size, input_size);
+    let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
     check(path, NAME, tensors, &expected, &[])?;
     let Architecture::Resnet { layers, widths, .. } = &architecture else { unreachable!("built above") };
     let notes = vec![format!(

@@ -136,8 +136,15 @@ impl Checkpoint {
                 )))
             }
         }
-        // The view lies inside the storage (checked above), so it has at most `storage_len` elements.
+        // A view with more elements than its storage repeats data through a zero stride: it is not
+        // a parameter, and would let a 4-byte storage ask for any amount of memory.
         let numel = tensor.numel();
+        if numel > tensor.storage_len {
+            return Err(bad(format!(
+                "its view (shape {:?}, stride {:?}) has {numel} elements, more than its storage's {}",
+                tensor.shape, tensor.stride, tensor.storage_len
+            )));
+        }
         let mut out = Vec::with_capacity(numel);
         let mut index = vec![0usize; tensor.shape.len()];
         for _ in 0..numel {

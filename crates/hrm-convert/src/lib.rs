@@ -134,7 +134,10 @@ impl Staging {
         let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| ConvertError::Io { path: parent.to_path_buf(), error: e })?;
         let leaf = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "package".into());
-        let staging = parent.join(format!(".{leaf}.converting-{}", std::process::id()));
+        // Unique per process and call, so conversions running side by side never share one.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = parent.join(format!(".{leaf}.converting-{}-{call}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir(&staging).map_err(|e| ConvertError::Io { path: staging.clone(), error: e })?;
         Ok(Staging(staging))
@@ -194,7 +197,18 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
                     return Err(in_the_way(format!("holds no valid {}", manifest::MANIFEST_FILE)));
                 }
             }
-            std::fs::remove_dir_all(out).map_err(io)?;
+            // The old package is moved aside, the new one put in place, and only then is the old
+            // one deleted: a failure on the way leaves the old package where it was.
+            let mut aside = staging.as_os_str().to_owned();
+            aside.push("-replaced");
+            let aside = PathBuf::from(aside);
+            std::fs::rename(out, &aside).map_err(io)?;
+            if let Err(e) = std::fs::rename(staging, out) {
+                let _ = std::fs::rename(&aside, out);
+                return Err(ConvertError::Io { path: out.to_path_buf(), error: e });
+            }
+            let _ = std::fs::remove_dir_all(&aside);
+            return Ok(());
         }
     }
     std::fs::rename(staging, out).map_err(|e| ConvertError::Io { path: out.to_path_buf(), error: e })

@@ -193,7 +193,9 @@ pub fn open_regular_file(path: &Path) -> Result<std::fs::File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc_o_nonblock());
+        // O_NONBLOCK: an open that would wait for a FIFO's writer returns at once instead; it has
+        // no effect on reading regular files.
+        options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path).map_err(|e| Error::io(path, e))?;
     let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
@@ -202,16 +204,6 @@ pub fn open_regular_file(path: &Path) -> Result<std::fs::File> {
         return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, what)));
     }
     Ok(file)
-}
-
-/// `O_NONBLOCK`: an open that would wait for a FIFO's writer returns at once instead. It has no
-/// effect on reading regular files.
-#[cfg(unix)]
-fn libc_o_nonblock() -> i32 {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    return 0o4000;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    return 0x0004;
 }
 
 /// What a file that is not a regular file is, in words.
@@ -286,11 +278,19 @@ fn pil_rgb(decoded: image::DynamicImage) -> RgbImage {
     RgbImage { width, height, data }
 }
 
+/// Real progressive JPEGs have about ten scans; libjpeg-turbo advises a limit for untrusted files.
+const MAX_JPEG_SCANS: usize = 1000;
+
 fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, String> {
     use mozjpeg::ColorSpace;
     // libjpeg pads a truncated stream with grey and only warns; PIL refuses it, and so do we.
     if !jpeg_ends_after_last_scan(bytes) {
         return Err("the JPEG data is truncated (no end-of-image marker after the last scan)".into());
+    }
+    // Each progressive scan re-decodes the image: a few KB of scans can cost minutes.
+    let scans = bytes.windows(2).filter(|w| *w == [0xFF, 0xDA]).count();
+    if scans > MAX_JPEG_SCANS {
+        return Err(format!("the JPEG holds {scans} scans, more than {MAX_JPEG_SCANS} (a progressive-scan bomb?)"));
     }
     let run = || -> std::result::Result<RgbImage, String> {
         let decompress = mozjpeg::Decompress::with_markers(&[]).from_mem(bytes).map_err(|e| e.to_string())?;

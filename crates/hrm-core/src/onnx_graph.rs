@@ -6,6 +6,7 @@
 //! graph that reads weights from a file the manifest does not hash, or whose shapes are not the
 //! manifest's, is refused whatever backend runs it.
 
+use std::collections::HashSet;
 use std::fmt;
 
 /// One dimension of a graph input or output.
@@ -67,11 +68,15 @@ pub fn summarise(bytes: &[u8]) -> Result<GraphSummary, String> {
     for field in Fields::new(bytes) {
         let (number, value) = field?;
         if number == 7 {
-            graph = Some(value.bytes("ModelProto.graph")?);
+            // Protobuf merges a repeated message field; a runtime could see what a check of one
+            // copy missed, so a second graph is refused.
+            if graph.replace(value.bytes("ModelProto.graph")?).is_some() {
+                return Err("the model holds more than one graph".into());
+            }
         }
     }
     let graph = graph.ok_or("the model has no graph")?;
-    let mut initializer_names = Vec::new();
+    let mut initializer_names = HashSet::new();
     read_graph(graph, 0, &mut summary, &mut initializer_names, true)?;
     summary.inputs.retain(|input| !initializer_names.contains(&input.name));
     Ok(summary)
@@ -81,7 +86,7 @@ fn read_graph(
     bytes: &[u8],
     depth: usize,
     summary: &mut GraphSummary,
-    initializer_names: &mut Vec<String>,
+    initializer_names: &mut HashSet<String>,
     top: bool,
 ) -> Result<(), String> {
     if depth > MAX_DEPTH {
@@ -95,7 +100,7 @@ fn read_graph(
             5 => {
                 let tensor = read_tensor(value.bytes("TensorProto")?)?;
                 if top {
-                    initializer_names.push(tensor.name.clone());
+                    initializer_names.insert(tensor.name.clone());
                 }
                 summary.tensors.push(tensor);
             }
@@ -112,7 +117,7 @@ fn read_node(
     bytes: &[u8],
     depth: usize,
     summary: &mut GraphSummary,
-    initializer_names: &mut Vec<String>,
+    initializer_names: &mut HashSet<String>,
 ) -> Result<(), String> {
     for field in Fields::new(bytes) {
         let (number, value) = field?;
@@ -168,11 +173,16 @@ fn read_tensor(bytes: &[u8]) -> Result<GraphTensor, String> {
                 }
                 let number =
                     || text.parse::<u64>().map_err(|_| format!("external data {key} `{text}` is not a number"));
-                match key.as_str() {
-                    "location" => tensor.location = Some(text),
-                    "offset" => tensor.offset = Some(number()?),
-                    "length" => tensor.length = Some(number()?),
-                    _ => {}
+                // Runtimes differ on which of repeated keys counts (tract takes the first): a
+                // tensor that gives a key twice is refused rather than guessed at.
+                let given_twice = match key.as_str() {
+                    "location" => tensor.location.replace(text.clone()).is_some(),
+                    "offset" => tensor.offset.replace(number()?).is_some(),
+                    "length" => tensor.length.replace(number()?).is_some(),
+                    _ => false,
+                };
+                if given_twice {
+                    return Err(format!("tensor `{}` gives its external data `{key}` twice", tensor.name));
                 }
             }
             14 => external = matches!(value, Value::Varint(1)),
@@ -330,6 +340,28 @@ fn varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A serialised message: (field number, bytes) pairs, each length-delimited.
+    fn message(fields: &[(u8, &[u8])]) -> Vec<u8> {
+        fields.iter().flat_map(|(n, b)| [&[n << 3 | 2, b.len() as u8][..], b].concat()).collect()
+    }
+
+    #[test]
+    fn repeated_locations_and_graphs_are_refused() {
+        let entry = |k: &[u8], v: &[u8]| message(&[(1, k), (2, v)]);
+        let tensor = message(&[
+            (8, b"w"),
+            (13, &entry(b"location", b"extra.bin")),
+            (13, &entry(b"location", b"model.safetensors")),
+        ]);
+        let model = message(&[(7, &message(&[(5, &tensor)]))]);
+        assert!(summarise(&model).unwrap_err().contains("`location` twice"));
+        let once = message(&[(5, &message(&[(8, b"w"), (13, &entry(b"location", b"model.safetensors"))]))]);
+        let summary = summarise(&message(&[(7, &once)])).unwrap();
+        assert_eq!(summary.tensors.len(), 1);
+        assert_eq!(summary.tensors[0].location.as_deref(), Some("model.safetensors"));
+        assert!(summarise(&message(&[(7, &once), (7, &once)])).unwrap_err().contains("more than one graph"));
+    }
 
     #[test]
     fn malformed_bytes_are_errors() {

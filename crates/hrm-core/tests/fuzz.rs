@@ -43,9 +43,9 @@ fn fuzz_configuration_parser() {
 fn fuzz_graph_reader_and_check() {
     let manifest: Manifest = toml::from_str(std::str::from_utf8(&package_file("hrm-model.toml")).unwrap()).unwrap();
     let seeds = vec![package_file("model.onnx")];
+    let weights_len = package_file("model.safetensors").len() as u64;
     let report = fuzz("onnx-graph", &seeds, |bytes| {
         let graph = onnx_graph::summarise(bytes)?;
-        let weights_len = package_file("model.safetensors").len() as u64;
         manifest.check_graph(Path::new("fuzzed.onnx"), &graph, weights_len).map_err(|e| e.to_string())
     });
     assert!(report.runs > 1 && report.accepted >= 1, "{report:?}");

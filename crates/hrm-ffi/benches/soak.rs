@@ -26,7 +26,7 @@ fn resident_kib() -> f64 {
 }
 
 fn main() {
-    let frames: usize = std::env::var("HRM_SOAK_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let frames: usize = std::env::var("HRM_SOAK_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000).max(100);
     let config = std::env::args()
         .skip(1)
         .find(|a| a.ends_with(".toml"))

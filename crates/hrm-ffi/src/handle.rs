@@ -1,70 +1,63 @@
 //! The objects libhrm hands out (`hrm_runtime`, `hrm_detector`, `hrm_result`, `hrm_bitmap`): each
-//! is a Box whose allocation carries a tag naming its type while it is alive.
+//! is a Box whose address is recorded, with its type, in a registry of live objects while it is
+//! alive.
 //!
-//! Every call that takes one checks the tag, and `_free` clears it before freeing, so the common
-//! misuse — a second `_free` of the same pointer, a call on a freed object, a pointer of the wrong
-//! type — becomes `HRM_ERROR_INVALID_ARGUMENT` with a last-error note instead of heap corruption.
-//! It is a guard, not a proof: memory that was freed and then reused for another object of the
-//! same type, or a wild pointer into unmapped memory, is not caught (the header says so).
+//! Every call that takes one looks it up before touching it, and `_free` removes it before
+//! freeing, so the common misuse — a second `_free` of the same pointer, a call on a freed object,
+//! a pointer of the wrong type or one that never came from libhrm — becomes
+//! `HRM_ERROR_INVALID_ARGUMENT` with a last-error note instead of heap corruption, without ever
+//! reading memory that is not a live object. Not caught: a stale pointer whose address the
+//! allocator has since given to a new object of the same type (the header says so).
 
 use crate::status::{guard, Failure};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// A type handed to C as an opaque pointer.
 pub(crate) trait Handle: Sized {
     /// The C type's name, for messages.
     const NAME: &'static str;
-    /// The tag of a live object of this type.
-    const TAG: u64;
 }
 
-/// What a handle points at.
-#[repr(C)]
-struct Tagged<T> {
-    /// Allocators keep their free-list links in the first bytes of a freed block (glibc: 16 bytes),
-    /// so the tag sits past them and usually survives the free for the next call to find cleared.
-    allocator_links: [usize; 4],
-    tag: u64,
-    value: T,
+/// Live objects: address -> the name of their type.
+fn live() -> std::sync::MutexGuard<'static, HashMap<usize, &'static str>> {
+    static LIVE: OnceLock<Mutex<HashMap<usize, &'static str>>> = OnceLock::new();
+    LIVE.get_or_init(Mutex::default).lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The tag of a freed object.
-const FREED: u64 = 0x4652_4545_4448_524D; // "FREEDHRM"
-
-/// Moves a new object to the heap and hands the caller its pointer through `out`.
+/// Moves a new object to the heap, records it as live and hands the caller its pointer.
 ///
 /// # Safety
 /// `out` has passed `out_arg`.
 pub(crate) unsafe fn give<T: Handle>(out: *mut *mut T, value: T) {
-    let tagged = Box::new(Tagged { allocator_links: [0; 4], tag: T::TAG, value });
-    *out = Box::into_raw(tagged).cast();
+    let ptr = Box::into_raw(Box::new(value));
+    live().insert(ptr as usize, T::NAME);
+    *out = ptr;
 }
 
-/// The live object behind `ptr`, or an error naming the parameter.
-///
-/// # Safety
-/// A non-NULL `ptr` came from [`give`] for this `T`; if it was freed since, its memory is still
-/// mapped (which is the case for the heap blocks that `give` makes).
-unsafe fn tagged<T: Handle>(ptr: *const T, name: &str) -> Result<*mut Tagged<T>, Failure> {
+/// Checks that `ptr` is a live object of type `T`.
+fn check<T: Handle>(ptr: *const T, name: &str) -> Result<(), Failure> {
     if ptr.is_null() {
         return Err(Failure::invalid(format!("`{name}` is NULL")));
     }
-    let tagged = ptr.cast::<Tagged<T>>().cast_mut();
-    // SAFETY: the caller's contract; a volatile read so that the check is really made.
-    let tag = std::ptr::read_volatile(std::ptr::addr_of!((*tagged).tag));
-    match tag {
-        t if t == T::TAG => Ok(tagged),
-        FREED => Err(Failure::invalid(format!("`{name}` points at an {} that was freed already", T::NAME))),
-        _ => Err(Failure::invalid(format!("`{name}` does not point at a live {}", T::NAME))),
+    match live().get(&(ptr as usize)) {
+        Some(&found) if found == T::NAME => Ok(()),
+        Some(found) => Err(Failure::invalid(format!("`{name}` points at an {found}, not an {}", T::NAME))),
+        None => Err(Failure::invalid(format!(
+            "`{name}` does not point at a live {} (freed already, or never made by libhrm)",
+            T::NAME
+        ))),
     }
 }
 
 /// The object behind a handle the caller passes in.
 ///
 /// # Safety
-/// As [`tagged`]; the object is not freed during the call.
+/// The object is not freed by another thread during the call.
 pub(crate) unsafe fn handle<'a, T: Handle>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
-    // SAFETY: `tagged` checked the tag: the allocation holds a live `Tagged<T>`.
-    Ok(&(*tagged(ptr, name)?).value)
+    check(ptr, name)?;
+    // SAFETY: the registry holds `ptr` as a live `T` made by `give`.
+    Ok(&*ptr)
 }
 
 /// As [`handle`], for a handle the call may change.
@@ -72,26 +65,35 @@ pub(crate) unsafe fn handle<'a, T: Handle>(ptr: *const T, name: &str) -> Result<
 /// # Safety
 /// As [`handle`], and no other thread uses the object during the call.
 pub(crate) unsafe fn handle_mut<'a, T: Handle>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
-    // SAFETY: `tagged` checked the tag: the allocation holds a live `Tagged<T>`, used by this call only.
-    Ok(&mut (*tagged(ptr, name)?).value)
+    check(ptr, name)?;
+    // SAFETY: the registry holds `ptr` as a live `T` made by `give`, used by this call only.
+    Ok(&mut *ptr)
 }
 
-/// Frees an object made by [`give`]; NULL is a no-op, a pointer whose tag is not live is left
+/// Frees an object made by [`give`]; NULL is a no-op, a pointer that is not a live `T` is left
 /// alone with a last-error note. Runs in the export's guard, so even a panicking destructor stays
 /// on this side.
 ///
 /// # Safety
-/// As [`handle`]; no other thread uses the object.
+/// No other thread uses the object.
 pub(crate) unsafe fn free<T: Handle>(function: &str, ptr: *mut T) {
     if ptr.is_null() {
         return;
     }
     guard(function, || {
-        let tagged = tagged(ptr, "the pointer")?;
-        // SAFETY: the tag is live, so this is the Box `give` made; clearing the tag first makes a
-        // second free find it cleared.
-        std::ptr::write_volatile(std::ptr::addr_of_mut!((*tagged).tag), FREED);
-        drop(Box::from_raw(tagged));
+        {
+            let mut live = live();
+            match live.get(&(ptr as usize)) {
+                Some(&found) if found == T::NAME => live.remove(&(ptr as usize)),
+                _ => {
+                    drop(live);
+                    return check(ptr, "the pointer");
+                }
+            };
+        }
+        // SAFETY: it was live, and is no longer in the registry: this is the one free of the Box
+        // `give` made.
+        drop(Box::from_raw(ptr));
         Ok(())
     });
 }
@@ -101,18 +103,16 @@ mod tests {
     use super::*;
     use crate::status::{hrm_last_error, HRM_ERROR_INVALID_ARGUMENT, HRM_OK};
 
-    struct Thing(Vec<u8>);
+    struct Thing(#[allow(dead_code)] Vec<u8>);
 
     impl Handle for Thing {
         const NAME: &'static str = "hrm_thing";
-        const TAG: u64 = 0x5448_494E_4748_524D;
     }
 
     struct Other;
 
     impl Handle for Other {
-        const NAME: &'static str = "other";
-        const TAG: u64 = 0x4F54_4845_5248_524D;
+        const NAME: &'static str = "hrm_other";
     }
 
     fn last_error() -> String {
@@ -124,19 +124,26 @@ mod tests {
     }
 
     #[test]
-    fn a_second_free_and_a_use_after_free_are_caught() {
+    fn a_second_free_a_use_after_free_and_foreign_pointers_are_caught() {
         let mut ptr: *mut Thing = std::ptr::null_mut();
-        // SAFETY: `ptr` is writable; every later call passes the pointer `give` made.
+        // SAFETY: `ptr` is writable; the registry is consulted before any pointer is used.
         unsafe {
             give(&mut ptr, Thing(vec![7; 100]));
             assert_eq!(handle(ptr, "thing").unwrap().0.len(), 100);
-            assert!(handle::<Other>(ptr.cast(), "other").is_err(), "a pointer of another type");
+            let wrong_type = handle::<Other>(ptr.cast(), "other").err().unwrap();
+            assert_eq!(wrong_type.message, "`other` points at an hrm_thing, not an hrm_other");
             free("hrm_thing_free", ptr);
-            // Without the tag, glibc aborts here ("free(): double free detected").
+            // Without the registry, glibc aborts here ("free(): double free detected").
             free("hrm_thing_free", ptr);
-            assert_eq!(last_error(), "hrm_thing_free: `the pointer` points at an hrm_thing that was freed already");
+            assert_eq!(
+                last_error(),
+                "hrm_thing_free: `the pointer` does not point at a live hrm_thing (freed already, or never made by libhrm)"
+            );
             let err = handle(ptr, "thing").err().unwrap();
             assert_eq!(err.status, HRM_ERROR_INVALID_ARGUMENT);
+            let mut on_the_stack = Thing(Vec::new());
+            free("hrm_thing_free", &mut on_the_stack);
+            assert!(last_error().contains("never made by libhrm"));
             free::<Thing>("hrm_thing_free", std::ptr::null_mut());
         }
     }

@@ -59,20 +59,16 @@ const _: () = {
 
 impl handle::Handle for hrm_runtime {
     const NAME: &'static str = "hrm_runtime";
-    const TAG: u64 = 0x454D_4954_4E55_5248; // "HRUNTIME"
 }
 
 impl handle::Handle for hrm_detector {
     const NAME: &'static str = "hrm_detector";
-    const TAG: u64 = 0x5443_4554_4544_5248; // "HRDETECT"
 }
 
 impl handle::Handle for hrm_result {
     const NAME: &'static str = "hrm_result";
-    const TAG: u64 = 0x544C_5553_4552_5248; // "HRRESULT"
 }
 
 impl handle::Handle for hrm_bitmap {
     const NAME: &'static str = "hrm_bitmap";
-    const TAG: u64 = 0x5041_4D54_4942_5248; // "HRBITMAP"
 }

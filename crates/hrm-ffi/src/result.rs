@@ -134,14 +134,14 @@ pub unsafe extern "C" fn hrm_detect_aligned(
             return Err(Failure::invalid("`faces` is NULL"));
         }
         out_arg(out, "out")?;
-        let frames = std::slice::from_raw_parts(faces, count)
-            .iter()
-            .enumerate()
-            .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]"), detector.max_pixels))
-            .collect::<Result<Vec<_>, _>>()?;
-        let views = frames.iter().map(|f| f.view()).collect::<Result<Vec<_>, _>>()?;
-        // Each face is copied (to RGB, then resized): the batch as a whole stays within a budget.
-        let pixels: u64 = views.iter().map(|v| v.width() as u64 * v.height() as u64).sum();
+        let images = std::slice::from_raw_parts(faces, count);
+        // Each face is copied (to RGB, then resized; bottom-up ones once more): the batch as a
+        // whole stays within a budget, checked before any copy is made.
+        let mut pixels = 0u64;
+        for (i, &image) in images.iter().enumerate() {
+            let image = arg(image, &format!("faces[{i}]"))?;
+            pixels = pixels.saturating_add(image.width as u64 * image.height as u64);
+        }
         let budget = detector.max_pixels.saturating_mul(ALIGNED_BATCH_BUDGET);
         if pixels > budget {
             return Err(Failure::invalid(format!(
@@ -149,6 +149,12 @@ pub unsafe extern "C" fn hrm_detect_aligned(
                  ({budget}): pass fewer or smaller faces per call"
             )));
         }
+        let frames = images
+            .iter()
+            .enumerate()
+            .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]"), detector.max_pixels))
+            .collect::<Result<Vec<_>, _>>()?;
+        let views = frames.iter().map(|f| f.view()).collect::<Result<Vec<_>, _>>()?;
         let aus = detector.au_detector().detect(&views)?;
         let boxes = views.iter().map(|v| FaceBox {
             score: 1.0,

@@ -139,3 +139,36 @@ fn fuzz_frame_descriptors_through_the_c_abi() {
     unsafe { hrm_detector_free(detector) };
     assert!(report.runs > seeds.len() && report.accepted >= seeds.len(), "{report:?}");
 }
+
+#[test]
+fn an_aligned_batch_over_the_pixel_budget_is_refused_before_any_copy() {
+    let runtime = runtime();
+    let mut detector = std::ptr::null_mut();
+    // One 512x512 bottom-up face (2^18 pixels, the runtime's limit) lent five times: each is
+    // allowed, the batch of five is more than 4 x max_image_pixels.
+    let pixels = vec![90u8; 512 * 512 * 3];
+    let face = hrm_image {
+        struct_size: std::mem::size_of::<hrm_image>() as u32,
+        pixel_format: HRM_PIXEL_FORMAT_RGB8,
+        width: 512,
+        height: 512,
+        stride: 512 * 3,
+        data: pixels.as_ptr(),
+        timestamp: 0,
+        flags: HRM_IMAGE_BOTTOM_UP,
+    };
+    let faces = [&face as *const hrm_image; 5];
+    let mut result = std::ptr::null_mut();
+    // SAFETY: a live runtime; every image describes `pixels`; out-pointers are valid.
+    unsafe {
+        assert_eq!(hrm_detector_new(runtime.0, &mut detector), HRM_OK);
+        assert_eq!(hrm_detect_aligned(detector, faces.as_ptr(), 5, &mut result), HRM_ERROR_INVALID_ARGUMENT);
+        assert!(result.is_null());
+        assert_eq!(hrm_detect_aligned(detector, faces.as_ptr(), 4, &mut result), HRM_OK);
+        let mut count = 0;
+        assert_eq!(hrm_result_face_count(result, &mut count), HRM_OK);
+        assert_eq!(count, 4);
+        hrm_result_free(result);
+        hrm_detector_free(detector);
+    }
+}

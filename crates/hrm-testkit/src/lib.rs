@@ -175,8 +175,8 @@ impl Pickler {
     }
 
     /// `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`, with a
-    /// storage that declares `storage_len` elements.
-    fn tensor_in(&mut self, key: usize, shape: &[usize], storage_len: usize) {
+    /// storage that declares `storage_len` elements; contiguous strides unless `stride` is given.
+    fn tensor_in(&mut self, key: usize, shape: &[usize], storage_len: usize, stride: Option<Vec<usize>>) {
         self.global("torch._utils", "_rebuild_tensor_v2");
         self.0.push(op::MARK);
         self.0.push(op::MARK);
@@ -188,10 +188,13 @@ impl Pickler {
         self.0.extend_from_slice(&[op::TUPLE, op::BINPERSID]);
         self.int(0);
         self.int_tuple(shape);
-        let mut stride = vec![1; shape.len()];
-        for i in (0..shape.len().saturating_sub(1)).rev() {
-            stride[i] = stride[i + 1] * shape[i + 1];
-        }
+        let stride = stride.unwrap_or_else(|| {
+            let mut stride = vec![1; shape.len()];
+            for i in (0..shape.len().saturating_sub(1)).rev() {
+                stride[i] = stride[i + 1] * shape[i + 1];
+            }
+            stride
+        });
         self.int_tuple(&stride);
         self.0.push(op::NEWFALSE);
         self.ordered_dict();
@@ -199,10 +202,17 @@ impl Pickler {
     }
 }
 
+/// How a hostile checkpoint lays out one tensor: its storage's declared element count, and
+/// strides other than contiguous ones.
+pub struct Layout {
+    pub storage_len: usize,
+    pub stride: Option<Vec<usize>>,
+}
+
 /// The `data.pkl` of a checkpoint holding `entries` (storage `i` for entry `i`), wrapped as
-/// `wrapper` says. `storage_len` gives entry `i`'s storage a declared element count other than
-/// its shape's (hostile checkpoints for tests).
-pub fn state_dict_pickle(entries: &[Entry], wrapper: Wrapper, storage_len: impl Fn(usize) -> Option<usize>) -> Vec<u8> {
+/// `wrapper` says. `layout` gives entry `i` a layout other than a contiguous tensor filling its
+/// storage (hostile checkpoints for tests).
+pub fn state_dict_pickle(entries: &[Entry], wrapper: Wrapper, layout: impl Fn(usize) -> Option<Layout>) -> Vec<u8> {
     let mut p = Pickler(vec![op::PROTO, 2]);
     // {'model' | 'state_dict': OrderedDict(...), 'epoch': 1}, or the OrderedDict alone
     let (outer_key, prefix) = match wrapper {
@@ -218,8 +228,8 @@ pub fn state_dict_pickle(entries: &[Entry], wrapper: Wrapper, storage_len: impl 
     p.0.push(op::MARK);
     for (key, e) in entries.iter().enumerate() {
         p.str(&format!("{prefix}{}", e.name));
-        let len = storage_len(key).unwrap_or_else(|| e.shape.iter().product());
-        p.tensor_in(key, &e.shape, len);
+        let layout = layout(key).unwrap_or(Layout { storage_len: e.shape.iter().product(), stride: None });
+        p.tensor_in(key, &e.shape, layout.storage_len, layout.stride);
     }
     p.0.push(op::SETITEMS);
     if outer_key.is_some() {
