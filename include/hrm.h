@@ -271,9 +271,9 @@ void hrm_detector_free(struct hrm_detector *detector);
 //
 // On success `*out` owns the bitmap: free it with `hrm_bitmap_free`. Fails with
 // `HRM_ERROR_IO` when the file cannot be read, is not a regular file (a FIFO, a device) or is
-// larger than 1 GiB, `HRM_ERROR_DECODE` when it is not an
-// image or its header declares more than `HRM_DEFAULT_MAX_IMAGE_PIXELS` pixels (a decompression
-// bomb: refused before anything is allocated for it). Any thread.
+// larger than 1 GiB, `HRM_ERROR_DECODE` when it is not an image or its header declares more than
+// `HRM_DEFAULT_MAX_IMAGE_PIXELS` pixels (a decompression bomb: refused before anything is
+// allocated for it). Any thread.
 //
 // # Safety
 // `path` is a NUL-terminated UTF-8 string; `out` is writable.

@@ -1,5 +1,6 @@
 //! `hrm bench`: inference latency of a package on a backend, per batch size.
 
+use hrm_core::config::{MAX_BATCH_SIZE, MAX_DETECTOR_SIDE, MAX_THREADS};
 use hrm_core::{BackendOptions, Config, ModelPackage};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,7 +53,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for &batch in &args.batches {
-        anyhow::ensure!((1..=MAX_BATCH).contains(&batch), "--batch {batch}: expected 1 to {MAX_BATCH}");
+        anyhow::ensure!((1..=MAX_BATCH_SIZE).contains(&batch), "--batch {batch}: expected 1 to {MAX_BATCH_SIZE}");
     }
     for size in &args.frame_sizes {
         frame_size(size)?;
@@ -103,19 +104,14 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The most threads, as the configuration's `threads` allows.
-const MAX_THREADS: usize = 1024;
-/// The largest batch, as the configuration's `batch_size` allows.
-const MAX_BATCH: usize = 1024;
-/// The largest --frame-size side (YuNet's activations at 8192x8192 take several GB).
-const MAX_FRAME_SIDE: usize = 8192;
-
-/// `WIDTHxHEIGHT`, each side from 1 to [`MAX_FRAME_SIDE`].
+/// `WIDTHxHEIGHT`, each side from 1 to the largest detector input the configuration allows.
 fn frame_size(text: &str) -> anyhow::Result<(usize, usize)> {
     text.split_once('x')
         .and_then(|(w, h)| Some((w.parse::<usize>().ok()?, h.parse::<usize>().ok()?)))
-        .filter(|&(w, h)| (1..=MAX_FRAME_SIDE).contains(&w) && (1..=MAX_FRAME_SIDE).contains(&h))
-        .ok_or_else(|| anyhow::anyhow!("--frame-size {text}: expected WIDTHxHEIGHT, each from 1 to {MAX_FRAME_SIDE}"))
+        .filter(|&(w, h)| (1..=MAX_DETECTOR_SIDE).contains(&w) && (1..=MAX_DETECTOR_SIDE).contains(&h))
+        .ok_or_else(|| {
+            anyhow::anyhow!("--frame-size {text}: expected WIDTHxHEIGHT, each from 1 to {MAX_DETECTOR_SIDE}")
+        })
 }
 
 /// Detection + alignment of every face to 224x224, per frame.

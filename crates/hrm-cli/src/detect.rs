@@ -105,7 +105,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     // their batch within a pixel budget (a batch of 1024 images near `max_image_pixels` each would
     // otherwise be held in memory at once).
     let batch_size = if args.aligned { config.batch_size } else { 1 };
-    let batch_budget = config.max_image_pixels.saturating_mul(4);
+    let batch_budget = config.max_batch_pixels();
     let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
     let mut decoded_pixels = 0u64;
     for (index, path) in files.iter().enumerate() {
@@ -281,7 +281,7 @@ fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<String>) -> Inputs {
                 format!(
                     "{}: {}, not an image file",
                     path_text(input),
-                    hrm_core::image::describe_file_type(meta.file_type())
+                    hrm_core::files::describe_file_type(meta.file_type())
                 ),
             ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -344,7 +344,7 @@ fn walk(
             }
             Ok(meta) => {
                 found.special += 1;
-                let kind = hrm_core::image::describe_file_type(meta.file_type());
+                let kind = hrm_core::files::describe_file_type(meta.file_type());
                 eprintln!("note: skipping {}: {kind}", path_text(&path));
             }
             Err(e) => {

@@ -248,12 +248,7 @@ fn checkpoint_memory_bombs_and_malformed_layouts_are_clear_errors() {
     convert_refused(&odd, &["odd.pth", "layer1.0.conv1.weight"]);
 
     // One 16 MB bytes object referenced a million times from an 18 KB-ish pickle.
-    let mut bomb = b"\x80\x02]q\x00(B".to_vec();
-    bomb.extend_from_slice(&(16u32 << 20).to_le_bytes());
-    bomb.extend(std::iter::repeat_n(0u8, 16 << 20));
-    bomb.extend_from_slice(b"q\x01");
-    bomb.extend(std::iter::repeat_n(*b"h\x01", 1_000_000).flatten());
-    bomb.extend_from_slice(b"e.");
+    let bomb = hrm_testkit::shared_bytes_pickle(16 << 20, 1_000_001);
     let copies = dir.path().join("copies.pth");
     write_archive(&copies, &bomb, &[], true).unwrap();
     convert_refused(&copies, &["copies.pth", "bytes of strings and bytes"]);
@@ -268,8 +263,15 @@ fn edited_package(dir: &Path, edit: impl FnOnce(&Path, String) -> String) -> Pat
     pkg
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    hrm_core::manifest::sha256_bytes(bytes)
+/// Edits the package's `model.onnx` in place with `patch` and returns the manifest text `t` with
+/// the graph's new sha256, so that the package loads as far as its graph check.
+fn patch_graph(pkg: &Path, t: String, patch: impl FnOnce(&mut Vec<u8>)) -> String {
+    let onnx = pkg.join("model.onnx");
+    let mut bytes = std::fs::read(&onnx).unwrap();
+    let old = hrm_core::manifest::sha256_bytes(&bytes);
+    patch(&mut bytes);
+    std::fs::write(&onnx, &bytes).unwrap();
+    t.replace(&old, &hrm_core::manifest::sha256_bytes(&bytes))
 }
 
 #[test]
@@ -300,30 +302,22 @@ fn manifests_that_do_not_describe_their_graph_are_refused() {
         (
             "a graph reading weights from an unhashed file",
             Box::new(|pkg: &Path, t: String| {
-                let onnx = pkg.join("model.onnx");
-                let bytes = std::fs::read(&onnx).unwrap();
-                let old = sha256(&bytes);
-                let at = bytes.windows(17).position(|w| w == b"model.safetensors").unwrap();
-                let mut patched = bytes.clone();
-                patched[at..at + 17].copy_from_slice(b"extra.safetensors");
-                std::fs::write(&onnx, &patched).unwrap();
                 std::fs::copy(pkg.join("model.safetensors"), pkg.join("extra.safetensors")).unwrap();
-                t.replace(&old, &sha256(&patched))
+                patch_graph(pkg, t, |bytes| {
+                    let at = bytes.windows(17).position(|w| w == b"model.safetensors").unwrap();
+                    bytes[at..at + 17].copy_from_slice(b"extra.safetensors");
+                })
             }),
             &["external data in `extra.safetensors`", "does not hash"],
         ),
         (
             "a weight whose external data runs past its shape",
             Box::new(|pkg: &Path, t: String| {
-                let onnx = pkg.join("model.onnx");
-                let bytes = std::fs::read(&onnx).unwrap();
-                let old = sha256(&bytes);
                 // The first `length` value of the external data gains a leading 9, keeping its size.
-                let at = bytes.windows(6).position(|w| w == b"length").unwrap() + 8;
-                let mut patched = bytes.clone();
-                patched[at] = b'9';
-                std::fs::write(&onnx, &patched).unwrap();
-                t.replace(&old, &sha256(&patched))
+                patch_graph(pkg, t, |bytes| {
+                    let at = bytes.windows(6).position(|w| w == b"length").unwrap() + 8;
+                    bytes[at] = b'9';
+                })
             }),
             &["float32 data of its shape", "inside model.safetensors"],
         ),

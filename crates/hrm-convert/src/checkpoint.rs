@@ -29,7 +29,7 @@ impl Checkpoint {
     pub fn open(path: &Path) -> Result<Checkpoint> {
         let bad = |reason: String| ConvertError::Checkpoint { path: path.to_path_buf(), reason };
         // A regular file only: opening a FIFO would wait for a writer forever.
-        let file = hrm_core::image::open_regular_file(path)?;
+        let file = hrm_core::files::open_regular_file(path)?;
         let mut archive = zip::ZipArchive::new(file).map_err(|e| {
             bad(format!("not a zip archive ({e}); files from torch < 1.6 or truncated downloads look like this"))
         })?;

@@ -760,12 +760,7 @@ mod tests {
     #[test]
     fn one_large_bytes_object_referenced_many_times_is_refused() {
         // b = bytes(1 MB); [b, b, ...] 1000 times: 1 MB of pickle that would copy to 1 GB.
-        let mut bytes = b"\x80\x02]q\x00(B".to_vec();
-        bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
-        bytes.extend(std::iter::repeat_n(7u8, 1 << 20));
-        bytes.extend_from_slice(b"q\x01");
-        bytes.extend(std::iter::repeat_n(*b"h\x01", 999).flatten());
-        bytes.extend_from_slice(b"e.");
+        let bytes = hrm_testkit::shared_bytes_pickle(1 << 20, 1000);
         let err = load(&bytes).unwrap_err();
         assert!(err.message.contains("bytes of strings and bytes"), "{err}");
     }

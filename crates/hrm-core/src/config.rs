@@ -118,7 +118,17 @@ fn default_max_image_pixels() -> u64 {
 const MAX_IMAGE_PIXELS_LIMIT: u64 = 1 << 31;
 
 /// The largest network input for YuNet, per side: at 8192x8192 its activations take several GB.
-const MAX_DETECTOR_SIDE: usize = 8192;
+pub const MAX_DETECTOR_SIDE: usize = 8192;
+
+/// The most `threads` (0 means all cores).
+pub const MAX_THREADS: usize = 1024;
+
+/// The largest `batch_size`.
+pub const MAX_BATCH_SIZE: usize = 1024;
+
+/// A batch of images may hold this many times `max_image_pixels` in all: every image of a batch is
+/// held decoded (and copied) at once.
+const BATCH_PIXELS_FACTOR: u64 = 4;
 
 impl Default for Config {
     fn default() -> Self {
@@ -139,9 +149,7 @@ impl Default for Config {
 impl Config {
     pub fn from_file(path: &Path) -> Result<Config> {
         // A configuration is a few KB; a FIFO or /dev/zero given as one is an error, not a hang.
-        let bytes = crate::image::read_regular_file(path, 1 << 20)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::Toml { file: path.to_path_buf(), message: "the file is not UTF-8 text".into() })?;
+        let text = crate::files::read_text_file(path, 1 << 20)?;
         let mut config = Config::from_toml(&text, path)?;
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
         Ok(config)
@@ -166,8 +174,9 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
-        if !(1..=1024).contains(&self.batch_size) {
-            return Err(Error::field(&self.origin, "batch_size", "a number from 1 to 1024", self.batch_size));
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            let expected = format!("a number from 1 to {MAX_BATCH_SIZE}");
+            return Err(Error::field(&self.origin, "batch_size", expected, self.batch_size));
         }
         let d = &self.detector;
         for (field, value) in
@@ -211,10 +220,16 @@ impl Config {
                 self.alignment.margin,
             ));
         }
-        if self.threads > 1024 {
-            return Err(Error::field(&self.origin, "threads", "0 (all cores) or a number up to 1024", self.threads));
+        if self.threads > MAX_THREADS {
+            let expected = format!("0 (all cores) or a number up to {MAX_THREADS}");
+            return Err(Error::field(&self.origin, "threads", expected, self.threads));
         }
         Ok(())
+    }
+
+    /// The most pixels a batch of images may hold in all.
+    pub fn max_batch_pixels(&self) -> u64 {
+        self.max_image_pixels.saturating_mul(BATCH_PIXELS_FACTOR)
     }
 
     /// Thread count with 0 resolved to the number of cores.

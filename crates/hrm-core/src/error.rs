@@ -58,3 +58,13 @@ impl Error {
         Error::Field { file: file.into(), field: field.into(), expected: expected.into(), found: found.to_string() }
     }
 }
+
+/// The message a panic carried (`panic!("...")` gives a `&str` or a `String`), for the places that
+/// catch panics at a boundary and report them as errors.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

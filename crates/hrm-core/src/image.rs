@@ -163,73 +163,8 @@ pub fn decode_file(path: &Path) -> Result<RgbImage> {
 /// Reads and decodes an image file that declares at most `max_pixels` pixels. Only regular files
 /// are read (a FIFO or a device would block or never end), up to [`MAX_FILE_BYTES`].
 pub fn decode_file_within(path: &Path, max_pixels: u64) -> Result<RgbImage> {
-    let bytes = read_regular_file(path, MAX_FILE_BYTES)?;
+    let bytes = crate::files::read_regular_file(path, MAX_FILE_BYTES)?;
     decode_bytes_within(&bytes, &path.display().to_string(), max_pixels)
-}
-
-/// The content of `path`, if it is a regular file (after symlinks) of at most `limit` bytes.
-/// Opening does not block on a FIFO: it is refused once opened.
-pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let mut file = open_regular_file(path)?;
-    let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
-    let too_large = |what: String| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, what));
-    if size > limit {
-        return Err(too_large(format!("the file holds {size} bytes, more than the limit of {limit}")));
-    }
-    let mut bytes = Vec::with_capacity(size as usize);
-    (&mut file).take(limit + 1).read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large(format!("the file grew past the limit of {limit} bytes")));
-    }
-    Ok(bytes)
-}
-
-/// Opens `path` for reading if it is a regular file (after symlinks); FIFOs, devices, sockets and
-/// folders are refused with a message that says what they are.
-pub fn open_regular_file(path: &Path) -> Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // O_NONBLOCK: an open that would wait for a FIFO's writer returns at once instead; it has
-        // no effect on reading regular files.
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(|e| Error::io(path, e))?;
-    let kind = file.metadata().map_err(|e| Error::io(path, e))?.file_type();
-    if !kind.is_file() {
-        let what = format!("{}, not a regular file", describe_file_type(kind));
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, what)));
-    }
-    Ok(file)
-}
-
-/// What a file that is not a regular file is, in words.
-pub fn describe_file_type(kind: std::fs::FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return "a FIFO";
-        }
-        if kind.is_socket() {
-            return "a socket";
-        }
-        if kind.is_block_device() || kind.is_char_device() {
-            return "a device";
-        }
-    }
-    if kind.is_dir() {
-        "a folder"
-    } else if kind.is_symlink() {
-        "a symbolic link"
-    } else if kind.is_file() {
-        "a regular file"
-    } else {
-        "a special file"
-    }
 }
 
 /// Decodes an encoded image within [`DEFAULT_MAX_PIXELS`].

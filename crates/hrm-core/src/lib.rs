@@ -8,6 +8,7 @@ pub mod config;
 pub mod detector;
 pub mod error;
 pub mod face;
+pub mod files;
 pub mod image;
 pub mod manifest;
 pub mod onnx_graph;

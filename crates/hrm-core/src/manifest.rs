@@ -5,7 +5,7 @@
 
 use crate::au::AuSet;
 use crate::error::{Error, Result};
-use crate::onnx_graph;
+use crate::{files, onnx_graph};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -148,14 +148,12 @@ impl ModelPackage {
         if dir.is_file() {
             return Err(Error::NotAPackage { path: dir.to_path_buf(), reason: not_a_folder(dir) });
         }
-        let text = crate::image::read_regular_file(&path, MAX_MANIFEST_BYTES)?;
-        let text = String::from_utf8(text)
-            .map_err(|_| Error::Toml { file: path.clone(), message: "the manifest is not UTF-8 text".into() })?;
+        let text = files::read_text_file(&path, MAX_MANIFEST_BYTES)?;
         let manifest: Manifest =
             toml::from_str(&text).map_err(|e| Error::Toml { file: path.clone(), message: e.to_string() })?;
         manifest.validate(&path)?;
         let onnx_path = dir.join(&manifest.files.onnx.name);
-        let onnx = crate::image::read_regular_file(&onnx_path, MAX_GRAPH_BYTES)?;
+        let onnx = files::read_regular_file(&onnx_path, MAX_GRAPH_BYTES)?;
         check_hash(&onnx_path, &manifest.files.onnx.sha256, sha256_bytes(&onnx))?;
         let weights_path = dir.join(&manifest.files.weights.name);
         let (weights_hash, weights_len) = sha256_and_len(&weights_path)?;
@@ -185,6 +183,32 @@ fn check_hash(file: &Path, expected: &str, found: String) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a graph has exactly one input (or output) and that its declared shape passes `ok`;
+/// the error lists what the graph has instead.
+fn one_value(
+    file: &Path,
+    field: &str,
+    values: &[onnx_graph::ValueInfo],
+    ok: impl Fn(&[onnx_graph::Dim]) -> bool,
+    expected: String,
+) -> Result<()> {
+    if let [value] = values {
+        if value.shape.as_deref().is_some_and(ok) {
+            return Ok(());
+        }
+    }
+    let found: Vec<String> = values
+        .iter()
+        .map(|v| match &v.shape {
+            Some(dims) => {
+                format!("{} [{}]", v.name, dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+            }
+            None => format!("{} no declared shape", v.name),
+        })
+        .collect();
+    Err(Error::field(file, field, expected, format!("[{}]", found.join(", "))))
+}
+
 /// Why a path given as a package is not one: a PyTorch checkpoint gets the command that converts it.
 fn not_a_folder(path: &Path) -> String {
     let is_zip = std::fs::File::open(path)
@@ -211,43 +235,17 @@ impl Manifest {
     /// `weights_len` is the size of the weights file, which every external tensor must lie in.
     pub fn check_graph(&self, file: &Path, graph: &onnx_graph::GraphSummary, weights_len: u64) -> Result<()> {
         use onnx_graph::Dim;
-        let shape_text = |shape: &Option<Vec<Dim>>| match shape {
-            Some(dims) => format!("[{}]", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-            None => "no declared shape".to_string(),
-        };
         let fixed = |dim: &Dim, value: usize| *dim == Dim::Fixed(value as i64);
         let batch = |dim: &Dim| matches!(dim, Dim::Symbolic(_) | Dim::Fixed(1..));
         let (w, h) = (self.input.width, self.input.height);
         let input_ok =
             |shape: &[Dim]| matches!(shape, [n, c, y, x] if batch(n) && fixed(c, 3) && fixed(y, h) && fixed(x, w));
-        match graph.inputs.as_slice() {
-            [input] if input.shape.as_deref().is_some_and(input_ok) => {}
-            inputs => {
-                let found: Vec<String> =
-                    inputs.iter().map(|i| format!("{} {}", i.name, shape_text(&i.shape))).collect();
-                return Err(Error::field(
-                    file,
-                    "graph inputs",
-                    format!("one input [N, 3, {h}, {w}] (the manifest's input.height and input.width)"),
-                    format!("[{}]", found.join(", ")),
-                ));
-            }
-        }
+        let expected = format!("one input [N, 3, {h}, {w}] (the manifest's input.height and input.width)");
+        one_value(file, "graph inputs", &graph.inputs, input_ok, expected)?;
         let aus = self.au_set.len();
         let output_ok = |shape: &[Dim]| matches!(shape, [n, a] if batch(n) && fixed(a, aus));
-        match graph.outputs.as_slice() {
-            [output] if output.shape.as_deref().is_some_and(output_ok) => {}
-            outputs => {
-                let found: Vec<String> =
-                    outputs.iter().map(|o| format!("{} {}", o.name, shape_text(&o.shape))).collect();
-                return Err(Error::field(
-                    file,
-                    "graph outputs",
-                    format!("one output [N, {aus}] (one value per AU of the {} set)", self.au_set),
-                    format!("[{}]", found.join(", ")),
-                ));
-            }
-        }
+        let expected = format!("one output [N, {aus}] (one value per AU of the {} set)", self.au_set);
+        one_value(file, "graph outputs", &graph.outputs, output_ok, expected)?;
         let weights_file = &self.files.weights.name;
         let mut external = std::collections::BTreeMap::new();
         for tensor in &graph.tensors {
@@ -416,8 +414,8 @@ impl Architecture {
     }
 
     /// Every tensor of the network, in a fixed order, with its shape (state-dict names): what a
-    /// checkpoint must hold and what a package's graph must read. `outputs` is the AU count. Call [`Architecture::check`] first: the list is as long
-    /// as the parameters make it.
+    /// checkpoint must hold and what a package's graph must read. `outputs` is the AU count. Call
+    /// [`Architecture::check`] first: the list is as long as the parameters make it.
     pub fn tensors(&self, outputs: usize, input_width: usize, input_height: usize) -> Vec<(String, Vec<usize>)> {
         let v = |name: &str, shape: &[usize]| (name.to_string(), shape.to_vec());
         let mut expected = Vec::new();
@@ -550,12 +548,11 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// The sha256 of a regular file and its length in bytes, as hashed.
 fn sha256_and_len(path: &Path) -> Result<(String, u64)> {
     use std::io::Read;
-    let file = crate::image::open_regular_file(path)?;
+    let file = files::open_regular_file(path)?;
     let mut hasher = Sha256::new();
     let copied = std::io::copy(&mut file.take(MAX_WEIGHTS_BYTES + 1), &mut hasher).map_err(|e| Error::io(path, e))?;
     if copied > MAX_WEIGHTS_BYTES {
-        let what = format!("the file is larger than the limit of {MAX_WEIGHTS_BYTES} bytes");
-        return Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, what)));
+        return Err(files::too_large(path, format!("the file is larger than the limit of {MAX_WEIGHTS_BYTES} bytes")));
     }
     Ok((hex(&hasher.finalize()), copied))
 }

@@ -7,12 +7,10 @@
 use hrm_core::pipeline::Pipeline;
 use hrm_core::{Config, ModelDetector, RgbImage};
 use hrm_ffi::*;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{config_path, repo, Handles};
+use std::time::Instant;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -64,20 +62,11 @@ fn abi_frame(detector: *mut hrm_detector, frame: &RgbImage) -> f32 {
 }
 
 fn main() {
-    let config_path = std::env::args()
-        .skip(1)
-        .find(|a| a.ends_with(".toml"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("configs/cpu.toml"));
+    let config_path = config_path();
     let config = Config::from_file(&config_path).expect("the configuration loads");
     let mut direct = pipeline(&config);
-    let path = std::ffi::CString::new(config_path.to_str().unwrap()).unwrap();
-    let (mut runtime, mut detector) = (std::ptr::null_mut(), std::ptr::null_mut());
-    // SAFETY: valid strings and out-pointers; both handles are freed at the end.
-    unsafe {
-        assert_eq!(hrm_runtime_new_from_file(path.as_ptr(), &mut runtime), HRM_OK);
-        assert_eq!(hrm_detector_new(runtime, &mut detector), HRM_OK);
-    }
+    let handles = Handles::open(&config_path);
+    let detector = handles.detector;
     println!("{} with {} threads", config_path.display(), config.resolved_threads());
     println!("{:>28} {:>6} {:>13} {:>13} {:>22}", "frame", "faces", "Rust ms", "C ABI ms", "C ABI - Rust ms");
     let photo = |name: &str| hrm_core::image::decode_file(&repo().join("../shared/images").join(name)).unwrap();
@@ -144,10 +133,5 @@ fn main() {
         let per_frame = start.elapsed().as_secs_f64() * 1e3 / reads as f64;
         println!("reading 5 faces and their AUs out of a result: {per_frame:.5} ms per frame");
         hrm_result_free(result);
-    }
-    // SAFETY: made above, freed once.
-    unsafe {
-        hrm_detector_free(detector);
-        hrm_runtime_free(runtime);
     }
 }

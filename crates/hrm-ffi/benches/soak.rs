@@ -9,12 +9,10 @@
 
 use hrm_core::resize::resize_bilinear;
 use hrm_ffi::*;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::{config_path, repo, Handles};
+use std::time::Instant;
 
 /// Resident memory of this process in KiB (Linux: /proc/self/statm's second field, in pages).
 fn resident_kib() -> f64 {
@@ -27,24 +25,15 @@ fn resident_kib() -> f64 {
 
 fn main() {
     let frames: usize = std::env::var("HRM_SOAK_FRAMES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000).max(100);
-    let config = std::env::args()
-        .skip(1)
-        .find(|a| a.ends_with(".toml"))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("configs/cpu.toml"));
+    let config_path = config_path();
     let photo = hrm_core::image::decode_file(&repo().join("../shared/images/multi_face.jpg")).expect("the photograph");
     // Sizes cycle, formats too: each frame is a new allocation pattern for the pipeline.
     let sizes = [(64, 48), (160, 120), (320, 240), (96, 128), (200, 150), (33, 65), (256, 192)];
     let images: Vec<_> = sizes.iter().map(|&(w, h)| resize_bilinear(&photo, w, h)).collect();
 
-    let path = std::ffi::CString::new(config.to_str().unwrap()).unwrap();
-    let (mut runtime, mut detector) = (std::ptr::null_mut(), std::ptr::null_mut());
-    // SAFETY: valid strings and out-pointers; both handles are freed at the end.
-    unsafe {
-        assert_eq!(hrm_runtime_new_from_file(path.as_ptr(), &mut runtime), HRM_OK);
-        assert_eq!(hrm_detector_new(runtime, &mut detector), HRM_OK);
-    }
-    println!("{frames} frames of {} sizes through hrm_detect_frame, {}", sizes.len(), config.display());
+    let handles = Handles::open(&config_path);
+    let detector = handles.detector;
+    println!("{frames} frames of {} sizes through hrm_detect_frame, {}", sizes.len(), config_path.display());
     println!("{:>8} {:>12} {:>10} {:>8}", "frame", "RSS MiB", "faces", "s");
     let start = Instant::now();
     let (mut samples, mut faces) = (Vec::new(), 0usize);
@@ -78,11 +67,7 @@ fn main() {
             println!("{:>8} {rss:>12.1} {faces:>10} {:>8.0}", i + 1, start.elapsed().as_secs_f64());
         }
     }
-    // SAFETY: freed once, the detector first.
-    unsafe {
-        hrm_detector_free(detector);
-        hrm_runtime_free(runtime);
-    }
+    drop(handles);
     let warm: Vec<(f64, f64)> = samples.iter().copied().filter(|&(f, _)| f > frames as f64 * 0.1).collect();
     let n = warm.len() as f64;
     let (mx, my) = (warm.iter().map(|s| s.0).sum::<f64>() / n, warm.iter().map(|s| s.1).sum::<f64>() / n);

@@ -10,9 +10,6 @@ use std::ffi::c_char;
 /// The most faces `hrm_detect_aligned` takes in one call.
 pub const HRM_MAX_BATCH: usize = 4096;
 
-/// A batch of aligned faces may hold this many times `max_image_pixels` in all.
-const ALIGNED_BATCH_BUDGET: u64 = 4;
-
 /// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`;
 /// later versions only add fields at the end.
 ///
@@ -142,11 +139,11 @@ pub unsafe extern "C" fn hrm_detect_aligned(
             let image = arg(image, &format!("faces[{i}]"))?;
             pixels = pixels.saturating_add(image.width as u64 * image.height as u64);
         }
-        let budget = detector.max_pixels.saturating_mul(ALIGNED_BATCH_BUDGET);
-        if pixels > budget {
+        if pixels > detector.max_batch_pixels {
             return Err(Failure::invalid(format!(
-                "the {count} faces hold {pixels} pixels in all, more than {ALIGNED_BATCH_BUDGET} x max_image_pixels \
-                 ({budget}): pass fewer or smaller faces per call"
+                "the {count} faces hold {pixels} pixels in all, more than a batch may ({}, 4 x max_image_pixels): \
+                 pass fewer or smaller faces per call",
+                detector.max_batch_pixels
             )));
         }
         let frames = images

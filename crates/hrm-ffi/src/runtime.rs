@@ -66,6 +66,8 @@ pub struct hrm_detector {
     pub(crate) au_set: AuSet,
     /// Frames with more pixels are refused (`max_image_pixels`).
     pub(crate) max_pixels: u64,
+    /// Batches of aligned faces with more pixels in all are refused.
+    pub(crate) max_batch_pixels: u64,
 }
 
 impl hrm_detector {
@@ -80,7 +82,12 @@ impl hrm_detector {
             }
             None => Stages::AlignedOnly(aus),
         };
-        Ok(hrm_detector { stages, au_set: runtime.au_set(), max_pixels: config.max_image_pixels })
+        Ok(hrm_detector {
+            stages,
+            au_set: runtime.au_set(),
+            max_pixels: config.max_image_pixels,
+            max_batch_pixels: config.max_batch_pixels(),
+        })
     }
 
     pub(crate) fn pipeline(&mut self) -> Result<&mut Pipeline, Failure> {

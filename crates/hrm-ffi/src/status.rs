@@ -94,11 +94,7 @@ pub(crate) fn guard(function: &str, body: impl FnOnce() -> Result<(), Failure>) 
             failure.status
         }
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let what = hrm_core::error::panic_message(&*panic);
             set_last_error(format!("{function}: internal error in libhrm: {what}"));
             HRM_ERROR_PANIC
         }

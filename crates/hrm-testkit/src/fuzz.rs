@@ -12,6 +12,7 @@
 //! A failing input is written to `target/fuzz-failures/<target>-<hash>`; copy it into
 //! `tests/fuzz/<target>/` to keep it as a regression test.
 
+use crate::Rng;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -140,21 +141,5 @@ fn mutate(input: &mut Vec<u8>, seeds: &[Vec<u8>], rng: &mut Rng) {
             let to_end = (at + chunk.len()).min(input.len());
             input.splice(at..to_end, chunk);
         }
-    }
-}
-
-/// xorshift64*: reproducible from `HRM_FUZZ_SEED`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }

@@ -105,16 +105,27 @@ pub fn resnet50(outputs: usize) -> Vec<Entry> {
     e
 }
 
-/// A small deterministic generator (xorshift64*), so checkpoints are reproducible.
-struct Rng(u64);
+/// A small deterministic generator (xorshift64*), so checkpoints and fuzzing runs are reproducible.
+/// The state must not be 0.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn uniform(&mut self) -> f32 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in [-1, 1).
+    fn uniform(&mut self) -> f32 {
+        let bits = self.next() >> 40;
         bits as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// Uniform in 0..n (0 when n is 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
     }
 }
 
@@ -239,6 +250,18 @@ pub fn state_dict_pickle(entries: &[Entry], wrapper: Wrapper, layout: impl Fn(us
     }
     p.0.push(op::STOP);
     p.0
+}
+
+/// A pickle of a list that references one `size`-byte bytes object `references` times: small as
+/// a pickle (the object is memoised once), huge if every reference were copied.
+pub fn shared_bytes_pickle(size: u32, references: usize) -> Vec<u8> {
+    let mut bytes = vec![op::PROTO, 2, b']', b'q', 0, op::MARK, b'B'];
+    bytes.extend_from_slice(&size.to_le_bytes());
+    bytes.extend(std::iter::repeat_n(0u8, size as usize));
+    bytes.extend_from_slice(b"q\x01");
+    bytes.extend(std::iter::repeat_n(*b"h\x01", references - 1).flatten());
+    bytes.extend_from_slice(b"e.");
+    bytes
 }
 
 /// Writes a `torch.save`-style zip: `<stem>/data.pkl`, `byteorder`, `data/<key>` for each storage,

@@ -142,7 +142,6 @@ impl InferenceSession for TractSession {
             let executor = self.pool.executor();
             let state = self.state(n)?;
             let outputs = threads::run_in(executor, || state.run(tvec!(tensor.into())))
-                .map_err(|e| backend_error("running the graph", e))?
                 .map_err(|e| backend_error("running the graph", e))?;
             let output = outputs[0].to_plain_array_view::<f32>().map_err(|e| backend_error("output", e))?;
             result.extend(output.iter().copied());

@@ -6,28 +6,26 @@
 //! scheduler) free the records those threads registered. A program that frees every libhrm
 //! object then exits with no libhrm thread running and nothing lost (valgrind checks this).
 
+use hrm_core::error::panic_message;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
+use tract_onnx::prelude::TractResult;
 
-/// Runs `work` with `executor` as tract's executor on this thread, turning a panic inside it (an
-/// allocation tract cannot make, a bug) into an error message.
+/// Runs `work` with `executor` as tract's executor on this thread; its error, or a panic inside it
+/// (an allocation tract cannot make, a bug), becomes an error message.
 ///
 /// The panic is caught inside tract's scope on purpose: the scope only restores the thread's
 /// previous executor when its closure returns, so a panic unwinding through it would leave the
 /// thread-local holding a handle to the pool. The pool's threads would then never be told to stop,
 /// and [`Pool`]'s drop, which joins them, would wait forever (the CLI never exited, and C's
 /// `hrm_runtime_free` never returned).
-pub(crate) fn run_in<R>(executor: Executor, work: impl FnOnce() -> R) -> Result<R, String> {
-    multithread_tract_scope(executor, || catch_unwind(AssertUnwindSafe(work))).map_err(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a panic".into());
-        format!("internal error: {message}")
-    })
+pub(crate) fn run_in<R>(executor: Executor, work: impl FnOnce() -> TractResult<R>) -> Result<R, String> {
+    match multithread_tract_scope(executor, || catch_unwind(AssertUnwindSafe(work))) {
+        Ok(result) => result.map_err(|e| format!("{e:#}")),
+        Err(panic) => Err(format!("internal error: {}", panic_message(&*panic))),
+    }
 }
 
 pub(crate) struct Pool {
@@ -99,10 +97,10 @@ mod tests {
     #[test]
     fn a_panic_inside_a_run_becomes_an_error_and_the_pool_still_joins() {
         let pool = Pool::new(2);
-        let result = run_in(pool.executor(), || -> usize { panic!("allocation failed") });
+        let result = run_in(pool.executor(), || -> TractResult<usize> { panic!("allocation failed") });
         assert_eq!(result.unwrap_err(), "internal error: allocation failed");
         // The run after it works, on the same pool.
-        assert_eq!(run_in(pool.executor(), || 7), Ok(7));
+        assert_eq!(run_in(pool.executor(), || Ok(7)), Ok(7));
         let (done, joined) = mpsc::channel();
         std::thread::spawn(move || {
             drop(pool);

@@ -60,7 +60,7 @@ impl YunetDetector {
         let onnx = tract_onnx::onnx();
         // Read here, a regular file of bounded size (YuNet is 100-300 KB), rather than mapped by
         // tract: a FIFO or /dev/zero given as the model is an error, not a hang.
-        let bytes = hrm_core::image::read_regular_file(path, MAX_MODEL_BYTES)?;
+        let bytes = hrm_core::files::read_regular_file(path, MAX_MODEL_BYTES)?;
         let mut proto = onnx.proto_model_for_read(&mut bytes.as_slice()).map_err(|e| error(&what, e))?;
         if let Some(graph) = proto.graph.as_mut() {
             graph.value_info.clear();
@@ -115,9 +115,8 @@ impl FaceDetector for YunetDetector {
         }
         let executor = self.pool.executor();
         let state = self.state(placement.width, placement.height)?;
-        let outputs = crate::threads::run_in(executor, || state.run(tvec!(tensor.into())))
-            .map_err(|e| error("running", e))?
-            .map_err(|e| error("running", e))?;
+        let outputs =
+            crate::threads::run_in(executor, || state.run(tvec!(tensor.into()))).map_err(|e| error("running", e))?;
         if outputs.len() != 12 {
             return Err(error(
                 "outputs",
