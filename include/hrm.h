@@ -79,8 +79,16 @@
 // unless the configuration's `max_image_pixels` says otherwise: Pillow's decompression-bomb limit.
 #define HRM_DEFAULT_MAX_IMAGE_PIXELS 178956970
 
+// `sizeof(hrm_image)` in version 1 of this header (offsets: `stride` 16, `data` 24,
+// `timestamp` 32, `flags` 40, `reserved` 44): the smallest `struct_size` accepted.
+#define HRM_IMAGE_SIZE_V1 48
+
 // The most faces `hrm_detect_aligned` takes in one call.
 #define HRM_MAX_BATCH 4096
+
+// `sizeof(hrm_face)` in version 1 of this header (up to and including `present`): the smallest
+// `struct_size` accepted.
+#define HRM_FACE_SIZE_V1 96
 
 // A photograph decoded by libhrm into RGB8 (for programs with no image library of their own).
 // Immutable: any thread may read it; free it once, from any thread.
@@ -93,9 +101,9 @@ typedef struct hrm_detector hrm_detector;
 // What one detection call found. Immutable: any thread may read it; free it once.
 typedef struct hrm_result hrm_result;
 
-// A configuration and the models it names, loaded and verified once. Detectors are made from
-// it and share its models' weights; it is read-only afterwards, so any number of threads may
-// share one.
+// A configuration and the models it names, loaded and verified once (hrm-core's [`Runtime`]).
+// Detectors are made from it and share its models' weights; it is read-only afterwards, so any
+// number of threads may share one.
 typedef struct hrm_runtime hrm_runtime;
 
 // What every fallible call returns: `HRM_OK` (0) or one of the `HRM_ERROR_*` codes.
@@ -103,9 +111,12 @@ typedef uint32_t hrm_status;
 
 // A frame lent to libhrm for one call: libhrm reads `data` during the call and keeps nothing.
 //
-// Set `struct_size` to `sizeof(hrm_image)`; later versions only add fields at the end.
-// `data` holds `height` rows of `width` pixels, `stride` bytes apart (the last row needs only
-// its pixels). Zero it first (`hrm_image image = {0};`) so fields added later stay 0.
+// Set `struct_size` to `sizeof(hrm_image)`. The struct only grows at the end, in 8-byte
+// aligned steps (the layout has no padding: `reserved` fills what would be the tail padding),
+// so a program built against an older header keeps working: libhrm reads only the
+// `struct_size` bytes the caller has, and fields past them take their defaults (0). A size
+// below `HRM_IMAGE_SIZE_V1` is refused. `data` holds `height` rows of `width` pixels, `stride`
+// bytes apart (the last row needs only its pixels). Zero it first (`hrm_image image = {0};`).
 typedef struct hrm_image {
   // `sizeof(hrm_image)`.
   uint32_t struct_size;
@@ -124,12 +135,25 @@ typedef struct hrm_image {
   int64_t timestamp;
   // 0, or `HRM_IMAGE_BOTTOM_UP`.
   uint32_t flags;
+  // Must be 0: it keeps the layout free of padding, and a later version may give it a meaning
+  // (0 keeping today's behaviour).
+  uint32_t reserved;
 } hrm_image;
 
-// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`;
-// later versions only add fields at the end.
+// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`.
 //
-// The three arrays hold `au_count` entries in the same order; `au_ids` are static strings,
+// The struct only grows at the end, in 8-byte aligned steps: libhrm writes only the
+// `struct_size` bytes the caller has, so a program built against an older header gets the
+// fields it knows (at least `HRM_FACE_SIZE_V1` bytes), and one built against a newer header
+// finds the fields this library does not know as it left them (zero them first).
+//
+// How new per-face data arrives: small fixed-size values (a track id, an atypicality score, a
+// head pose matrix, with a flag saying whether each is there) are added as fields at the end of
+// this struct; variable-length arrays (478 mesh landmarks, 52 blendshapes) come through accessor
+// functions, `hrm_result_face_<what>(result, index, &pointer, &count)`, whose pointers belong
+// to the result like `probabilities` does.
+//
+// The three AU arrays hold `au_count` entries in the same order; `au_ids` are static strings,
 // `probabilities` and `present` belong to the result and are valid until `hrm_result_free`.
 typedef struct hrm_face {
   // `sizeof(hrm_face)`.
@@ -150,6 +174,10 @@ typedef struct hrm_face {
   const float *probabilities;
   // 1 where the probability reaches the AU's threshold, else 0.
   const uint8_t *present;
+  // Added in version 2 (offset 96): the 2x3 affine matrix, row-major, that maps frame
+  // pixels to the pixels of the crop the AU model saw (`[a, -b, tx, b, a, ty]`, OpenCV's
+  // `warpAffine` convention); for `hrm_detect_aligned`, the resize of the image to the crop.
+  float crop_transform[6];
 } hrm_face;
 
 // Success.

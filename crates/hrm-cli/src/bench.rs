@@ -1,7 +1,7 @@
 //! `hrm bench`: inference latency of a package on a backend, per batch size.
 
 use hrm_core::config::{MAX_BATCH_SIZE, MAX_DETECTOR_SIDE, MAX_THREADS};
-use hrm_core::{BackendOptions, Config, ModelPackage};
+use hrm_core::{Config, Runtime, TensorView};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -61,17 +61,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.detection {
         return detection(&args, &config);
     }
-    let package = ModelPackage::load(args.model.as_deref().expect("clap requires --model without --detection"))?;
-    let registry = hrm_tract::registry();
+    config.model = args.model.clone();
     let threads = config.resolved_threads();
     let load_start = Instant::now();
-    let mut session = registry.get(&config.backend)?.load(&package, &BackendOptions { threads })?.session()?;
+    let runtime = Runtime::load(config, &hrm_tract::registry())?;
+    let mut session = runtime.au_session()?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
-    let spec = &package.manifest.input;
-    let per_image = 3 * spec.width * spec.height;
+    let spec = &runtime.package().manifest.input;
     crate::print(&format!(
         "model {} on {} with {threads} threads (load {load_ms:.0} ms)\n",
-        package.manifest.name, config.backend
+        runtime.package().manifest.name,
+        runtime.config().backend
     ))?;
     crate::print(&format!(
         "{:>6} {:>12} {:>12} {:>12} {:>12}\n",
@@ -79,17 +79,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     ))?;
     for &batch in &args.batches {
         // A fixed pseudo-random input: the values do not change the work done.
-        let input: Vec<f32> = (0..per_image * batch).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let data: Vec<f32> = (0..spec.values() * batch).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+        let shape: Vec<usize> = (spec.tensor_dims().iter())
+            .map(|dim| match dim {
+                hrm_core::backend::Dim::Fixed(n) => *n,
+                _ => batch,
+            })
+            .collect();
+        let input = [TensorView::new(&shape, &data)?];
         let first = Instant::now();
-        session.run(&input, batch)?;
+        session.run(&input)?;
         let first_ms = first.elapsed().as_secs_f64() * 1e3;
         for _ in 1..args.warmup {
-            session.run(&input, batch)?;
+            session.run(&input)?;
         }
         let mut times: Vec<f64> = (0..args.iterations.max(1))
             .map(|_| {
                 let start = Instant::now();
-                session.run(&input, batch).map(|_| start.elapsed().as_secs_f64() * 1e3)
+                session.run(&input).map(|_| start.elapsed().as_secs_f64() * 1e3)
             })
             .collect::<Result<_, _>>()?;
         times.sort_by(f64::total_cmp);
@@ -118,16 +125,16 @@ fn frame_size(text: &str) -> anyhow::Result<(usize, usize)> {
 fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     use hrm_core::align::align;
     use hrm_core::face::FaceDetector;
-    let d = &config.detector;
-    let model = d.model.as_ref().ok_or_else(|| anyhow::anyhow!("--detection needs [detector] model in --config"))?;
+    let model = (config.detector.model.as_ref())
+        .ok_or_else(|| anyhow::anyhow!("--detection needs [detector] model in --config"))?;
     let threads = config.resolved_threads();
-    let mut detector = hrm_tract::yunet::YunetDetector::configured(model, d, threads)?;
+    let mut detector = hrm_core::runtime::face_detector_alone(config, &hrm_tract::registry())?;
     let image = args.image.clone().ok_or_else(|| anyhow::anyhow!("--detection needs --image PHOTO"))?;
     let photo = hrm_core::image::decode_file(&image)?;
     crate::print(&format!(
         "{} on {} with {threads} threads; frames made from {}\n",
         model.display(),
-        config.backend,
+        config.detector_backend(),
         image.display()
     ))?;
     crate::print(&format!(

@@ -7,7 +7,7 @@
 use anyhow::{bail, Context};
 use hrm_core::face::Face;
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{AuSet, Config, FaceAus, ModelDetector, RgbImage};
+use hrm_core::{AuClassifier, AuDetector, AuList, Config, FaceAus, RgbImage, Runtime};
 use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
@@ -55,7 +55,7 @@ enum Sink {
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
+    let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
         None => Config::default(),
     };
@@ -76,8 +76,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     }
     let files = inputs.files;
 
-    let detector = ModelDetector::open(&config, args.model.as_deref(), &hrm_tract::registry())?;
-    let manifest = &detector.package().manifest;
+    if let Some(model) = &args.model {
+        config.model = Some(model.clone());
+    }
+    let runtime = Runtime::load(config, &hrm_tract::registry())?;
+    let config = runtime.config();
+    let manifest = &runtime.package().manifest;
     if manifest.source.fixture {
         eprintln!(
             "warning: model `{}` is a random-weight test fixture: its AU numbers mean nothing \
@@ -85,8 +89,18 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             manifest.name
         );
     }
-    let au_set = manifest.au_set;
-    let mut mode = if args.aligned { Mode::Aligned(detector) } else { Mode::Frames(pipeline(&config, detector)?) };
+    let au_set = runtime.aus();
+    let mut mode = if args.aligned {
+        Mode::Aligned(runtime.au_classifier()?)
+    } else if runtime.has_face_detector() {
+        Mode::Frames(runtime.pipeline()?)
+    } else {
+        bail!(
+            "{}: face detection needs a YuNet model: set `model` under [detector] (configs/cpu.toml uses \
+             yunet_s_640_640.onnx), or pass --aligned for pre-aligned face crops",
+            config.origin.display()
+        );
+    };
     if let (Mode::Frames(pipeline), Some(dir)) = (&mut mode, &args.save_aligned) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         pipeline.keep_crops(true);
@@ -223,22 +237,9 @@ fn write_whole(
 
 enum Mode {
     /// Every image is one aligned face.
-    Aligned(ModelDetector),
+    Aligned(AuClassifier),
     /// Images are frames: detect, align, then AUs.
     Frames(Pipeline),
-}
-
-fn pipeline(config: &Config, detector: ModelDetector) -> anyhow::Result<Pipeline> {
-    let d = &config.detector;
-    let Some(model) = &d.model else {
-        bail!(
-            "{}: face detection needs a YuNet model: set `model` under [detector] (configs/cpu.toml uses \
-             yunet_s_640_640.onnx), or pass --aligned for pre-aligned face crops",
-            config.origin.display()
-        );
-    };
-    let yunet = hrm_tract::yunet::YunetDetector::configured(model, d, config.resolved_threads())?;
-    Ok(Pipeline::new(Box::new(yunet), detector, config.alignment.clone()))
 }
 
 /// One output row: a face with its AUs, or a frame in which no face was found.
@@ -377,7 +378,7 @@ pub fn path_text(path: &Path) -> String {
     out
 }
 
-fn open_sink(format: Format, output: Option<&Path>, au_set: AuSet, frames: bool) -> anyhow::Result<Sink> {
+fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, frames: bool) -> anyhow::Result<Sink> {
     let create = |path: &Path| File::create(path).with_context(|| format!("creating {}", path.display()));
     Ok(match format {
         Format::Json => {
@@ -408,7 +409,7 @@ const DETECTION_COLUMNS: &str = "face,success,score,x,y,w,h,right_eye_x,right_ey
 nose_x,nose_y,right_mouth_x,right_mouth_y,left_mouth_x,left_mouth_y,";
 
 impl Sink {
-    fn write(&mut self, au_set: AuSet, row: &Row) -> std::io::Result<()> {
+    fn write(&mut self, au_set: &AuList, row: &Row) -> std::io::Result<()> {
         match self {
             Sink::Json { out, frames } => {
                 let mut object = serde_json::Map::new();

@@ -56,13 +56,19 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         OutputKind::Probabilities => "probabilities",
     };
     line!(out, "  output:        {output}");
-    line!(out, "  AU set:        {} ({} AUs)", m.au_set, m.au_set.len());
-    for au in m.au_set.aus() {
+    let aus = m.au_list();
+    let kind = match m.kind {
+        hrm_core::manifest::ModelKind::AuClassifier => "au-classifier (one aligned face in, a score per AU out)",
+    };
+    line!(out, "  kind:          {kind}");
+    line!(out, "  AUs:           {} ({} AUs)", aus, aus.len());
+    for au in aus.aus() {
         line!(out, "    {:<6} {:<40} threshold {}", au.id, au.name, m.thresholds[au.id]);
     }
     line!(out, "  files (sha256 verified, graph checked against the manifest):");
-    line!(out, "    {}  {}", m.files.onnx.sha256, m.files.onnx.name);
-    line!(out, "    {}  {}", m.files.weights.sha256, m.files.weights.name);
+    for (role, file) in &m.files {
+        line!(out, "    {}  {} ({role})", file.sha256, file.name);
+    }
     line!(out, "  converted from: {} (sha256 {})", m.source.checkpoint, m.source.sha256);
     for note in &m.source.notes {
         line!(out, "    note: {note}");

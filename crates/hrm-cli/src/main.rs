@@ -74,7 +74,7 @@ fn convert(
     eprintln!(
         "  {} ({} AUs, {}x{} input)",
         info::describe_architecture(&m.architecture),
-        m.au_set.len(),
+        m.aus.len(),
         m.input.width,
         m.input.height
     );

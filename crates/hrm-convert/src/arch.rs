@@ -8,7 +8,7 @@
 use crate::error::{ConvertError, Result};
 use crate::pickle::TensorRef;
 use hrm_core::manifest::{self, Architecture, ResnetBlock, VitPooling};
-use hrm_core::AuSet;
+use hrm_core::AuList;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -16,7 +16,7 @@ use std::path::Path;
 #[derive(Debug)]
 pub struct Recognised {
     pub architecture: Architecture,
-    pub au_set: AuSet,
+    pub aus: AuList,
     /// Square input side (224 for the HRM ViTs and ResNets).
     pub input_size: usize,
     /// Every tensor the graph uses, in a fixed order, with its shape.
@@ -121,8 +121,8 @@ fn check(
     }
 }
 
-fn au_set(path: &Path, architecture: &str, outputs: usize) -> Result<AuSet> {
-    AuSet::for_output_count(outputs).ok_or_else(|| {
+fn au_list(path: &Path, architecture: &str, outputs: usize) -> Result<AuList> {
+    AuList::for_output_count(outputs).ok_or_else(|| {
         tensor_error(
             path,
             architecture,
@@ -164,7 +164,7 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
         return Err(ConvertError::Option(format!("{} heads do not divide the width {width}", heads)));
     }
     let pooling = if tensors.keys().any(|k| k.starts_with("fc_norm.")) { VitPooling::Mean } else { VitPooling::Cls };
-    let au_set = au_set(path, NAME, outputs)?;
+    let aus = au_list(path, NAME, outputs)?;
     let architecture =
         Architecture::Vit { width, depth, heads, patch_size: patch, mlp_hidden, pooling, layer_norm_eps: 1e-6 };
     let input_size = bounded(path, NAME, &architecture, grid.checked_mul(patch))?;
@@ -182,7 +182,7 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
     if options.heads.is_none() {
         notes.push(format!("attention heads: {heads} (width {width} / 64)"));
     }
-    Ok(Recognised { architecture, au_set, input_size, tensors: expected, notes })
+    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes })
 }
 
 /// The most parameters converted (8 GB of f32; ViT-L/16 has 0.3 billion, ViT-G/14 1.8 billion).
@@ -261,7 +261,7 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     if !problems.is_empty() {
         return Err(tensor_error(path, NAME, problems));
     }
-    let au_set = au_set(path, NAME, outputs)?;
+    let aus = au_list(path, NAME, outputs)?;
     let architecture = Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups };
     let input_size = bounded(path, NAME, &architecture, Some(224))?;
     let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
@@ -276,5 +276,5 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
         layers,
         widths
     )];
-    Ok(Recognised { architecture, au_set, input_size, tensors: expected, notes })
+    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes })
 }

@@ -30,6 +30,15 @@ pub enum ConvertError {
     #[error("{0}")]
     Option(String),
 
+    /// `--out` names something that is not an empty folder or a model package, which conversion
+    /// will not replace.
+    #[error("{}: {what}; it is not replaced: choose another --out, or move it away", path.display())]
+    OutInTheWay { path: PathBuf, what: String },
+
+    /// The manifest could not be serialised (a bug: every manifest the converter makes can be).
+    #[error("cannot write the manifest: {0}")]
+    Manifest(#[from] toml::ser::Error),
+
     #[error(transparent)]
     Core(#[from] hrm_core::Error),
 }

@@ -16,7 +16,10 @@ pub use arch::ArchOptions;
 pub use error::{ConvertError, Result};
 
 use checkpoint::Checkpoint;
-use hrm_core::manifest::{self, ChannelOrder, FileEntry, Files, InputSpec, Manifest, OutputKind, Source};
+use hrm_core::manifest::Architecture;
+use hrm_core::manifest::{
+    self, ChannelOrder, FileEntry, Framing, InputSpec, Layout, Manifest, ManifestHints, ModelKind, OutputKind, Source,
+};
 use std::path::{Path, PathBuf};
 
 const ONNX_FILE: &str = "model.onnx";
@@ -80,7 +83,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         use onnx::Dim::{Fixed, Symbol};
         let bytes = g.finish(
             ("input", &[Symbol("N"), Fixed(3), Fixed(size), Fixed(size)]),
-            ("logits", &logits, &[Symbol("N"), Fixed(recognised.au_set.len())]),
+            ("logits", &logits, &[Symbol("N"), Fixed(recognised.aus.len())]),
             &format!("{name}: converted by hrm from {file_name}"),
         );
         let onnx_path = staging.join(ONNX_FILE);
@@ -88,22 +91,32 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
 
         let manifest = Manifest {
             format: manifest::FORMAT_VERSION,
+            kind: ModelKind::AuClassifier,
             name: name.clone(),
-            au_set: recognised.au_set,
+            aus: recognised.aus.ids().iter().map(|id| id.to_string()).collect(),
             output: OutputKind::Logits,
             input: InputSpec {
                 width: size,
                 height: size,
+                layout: Layout::Nchw,
+                framing: Framing::Keypoints,
                 channel_order: ChannelOrder::Rgb,
                 mean: manifest::HRM_MEAN,
                 std: manifest::HRM_STD,
             },
             architecture: recognised.architecture.clone(),
-            thresholds: recognised.au_set.aus().iter().map(|au| (au.id.to_string(), 0.5)).collect(),
-            files: Files {
-                onnx: FileEntry { name: ONNX_FILE.into(), sha256: manifest::sha256_file(&onnx_path)? },
-                weights: FileEntry { name: WEIGHTS_FILE.into(), sha256: manifest::sha256_file(&weights_path)? },
-            },
+            thresholds: recognised.aus.aus().iter().map(|au| (au.id.to_string(), 0.5)).collect(),
+            // Convolutions batch badly on tract; a ViT's matrix products batch well.
+            hints: ManifestHints { one_image_per_run: matches!(recognised.architecture, Architecture::Resnet { .. }) },
+            files: [
+                (manifest::GRAPH_FILE, ONNX_FILE, &onnx_path),
+                (manifest::WEIGHTS_FILE, WEIGHTS_FILE, &weights_path),
+            ]
+            .into_iter()
+            .map(|(role, name, path)| {
+                Ok((role.to_string(), FileEntry { name: name.into(), sha256: manifest::sha256_file(path)? }))
+            })
+            .collect::<Result<_>>()?,
             source: Source {
                 checkpoint: file_name.clone(),
                 sha256: manifest::sha256_file(checkpoint)?,
@@ -113,8 +126,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
             },
         };
         let toml_path = staging.join(manifest::MANIFEST_FILE);
-        let text =
-            toml::to_string(&manifest).map_err(|e| ConvertError::Option(format!("cannot write the manifest: {e}")))?;
+        let text = toml::to_string(&manifest)?;
         std::fs::write(&toml_path, text).map_err(|e| ConvertError::Io { path: toml_path.clone(), error: e })?;
         Ok(manifest)
     })();
@@ -157,12 +169,7 @@ const PACKAGE_FILES: [&str; 3] = [manifest::MANIFEST_FILE, ONNX_FILE, WEIGHTS_FI
 /// exactly a package (its manifest parses and it holds nothing but the package's files), so a
 /// mistyped `--out` cannot delete anyone's data; otherwise the error names what is in the way.
 fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
-    let in_the_way = |what: String| {
-        ConvertError::Option(format!(
-            "{} {what}; it is not replaced: choose another --out, or move it away",
-            out.display()
-        ))
-    };
+    let in_the_way = |what: String| ConvertError::OutInTheWay { path: out.to_path_buf(), what };
     match std::fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(ConvertError::Io { path: out.to_path_buf(), error: e }),
@@ -191,8 +198,7 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
                 let manifest_path = out.join(manifest::MANIFEST_FILE);
                 let parses = std::fs::read_to_string(&manifest_path)
                     .ok()
-                    .and_then(|text| toml::from_str::<Manifest>(&text).ok())
-                    .is_some_and(|m| m.validate(&manifest_path).is_ok());
+                    .is_some_and(|text| Manifest::parse(&text, &manifest_path).is_ok());
                 if !parses {
                     return Err(in_the_way(format!("holds no valid {}", manifest::MANIFEST_FILE)));
                 }

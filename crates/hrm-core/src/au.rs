@@ -1,6 +1,6 @@
 //! The Action Unit catalogue: the AU sets the HRM models predict, in HRM's column order.
 
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One facial Action Unit (or Action Descriptor) as HRM labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,59 +50,80 @@ const HRM22: [Au; 22] = [
 const HRM17: [Au; 17] =
     [AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU20, AU23, AU24, AU25, AU2X];
 
-/// The AU sets HRM models are trained on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AuSet {
+/// Every AU and AD a model may report: a manifest names its outputs by these ids.
+const CATALOGUE: [Au; 22] = HRM22;
+
+/// The AU with this id (`AU12`, `AD19`), if the catalogue has it.
+pub fn find(id: &str) -> Option<&'static Au> {
+    CATALOGUE.iter().find(|au| au.id == id)
+}
+
+/// The ids the catalogue knows, for error messages.
+pub fn known_ids() -> Vec<&'static str> {
+    CATALOGUE.iter().map(|au| au.id).collect()
+}
+
+/// The AUs a model reports, in the order of its output columns (from its manifest). Cheap to
+/// clone: the list is shared.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuList(Arc<[Au]>);
+
+impl AuList {
     /// The 22 AUs/ADs of the HRM paper.
-    #[serde(rename = "hrm22")]
-    Hrm22,
-    /// The 17-AU subset.
-    #[serde(rename = "hrm17")]
-    Hrm17,
-}
-
-impl AuSet {
-    /// Every set, for look-ups by name or size.
-    pub const ALL: [AuSet; 2] = [AuSet::Hrm22, AuSet::Hrm17];
-
-    /// The AUs in the order of the model's output columns.
-    pub fn aus(self) -> &'static [Au] {
-        match self {
-            AuSet::Hrm22 => &HRM22,
-            AuSet::Hrm17 => &HRM17,
-        }
+    pub fn hrm22() -> AuList {
+        AuList(HRM22.into())
     }
 
-    pub fn len(self) -> usize {
-        self.aus().len()
+    /// HRM's 17-AU subset.
+    pub fn hrm17() -> AuList {
+        AuList(HRM17.into())
     }
 
-    pub fn is_empty(self) -> bool {
-        false
+    /// The list for these ids, or the first id the catalogue does not know.
+    pub fn from_ids<S: AsRef<str>>(ids: &[S]) -> std::result::Result<AuList, String> {
+        ids.iter()
+            .map(|id| find(id.as_ref()).copied().ok_or_else(|| id.as_ref().to_string()))
+            .collect::<std::result::Result<Vec<Au>, String>>()
+            .map(|aus| AuList(aus.into()))
     }
 
-    /// The name used in manifests (`hrm22`, `hrm17`).
-    pub fn name(self) -> &'static str {
-        match self {
-            AuSet::Hrm22 => "hrm22",
-            AuSet::Hrm17 => "hrm17",
-        }
+    /// The HRM set whose size matches a classifier's number of outputs (22 or 17).
+    pub fn for_output_count(n: usize) -> Option<AuList> {
+        [AuList::hrm22(), AuList::hrm17()].into_iter().find(|list| list.len() == n)
     }
 
-    /// The set whose size matches a model's number of outputs.
-    pub fn for_output_count(n: usize) -> Option<AuSet> {
-        Self::ALL.into_iter().find(|set| set.len() == n)
+    pub fn aus(&self) -> &[Au] {
+        &self.0
     }
 
-    /// Position of an AU id (`AU12`) in this set.
-    pub fn index_of(self, id: &str) -> Option<usize> {
-        self.aus().iter().position(|au| au.id == id)
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.0.iter().map(|au| au.id).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Position of an AU id (`AU12`) in this list.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.0.iter().position(|au| au.id == id)
     }
 }
 
-impl std::fmt::Display for AuSet {
+/// `hrm22` or `hrm17` when the list is one of HRM's sets, else the number of AUs.
+impl std::fmt::Display for AuList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+        if *self == AuList::hrm22() {
+            f.write_str("hrm22")
+        } else if *self == AuList::hrm17() {
+            f.write_str("hrm17")
+        } else {
+            write!(f, "{} AUs", self.len())
+        }
     }
 }
 
@@ -112,29 +133,39 @@ mod tests {
 
     #[test]
     fn hrm22_labels_follow_the_hrm_csv_header() {
-        let labels: Vec<u32> = AuSet::Hrm22.aus().iter().map(|au| au.label).collect();
+        let labels: Vec<u32> = AuList::hrm22().aus().iter().map(|au| au.label).collect();
         assert_eq!(labels, [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 18, 19, 20, 23, 24, 25, 27, 28, 32, 43]);
     }
 
     #[test]
     fn hrm17_labels_follow_the_hrm_csv_header() {
-        let labels: Vec<u32> = AuSet::Hrm17.aus().iter().map(|au| au.label).collect();
+        let labels: Vec<u32> = AuList::hrm17().aus().iter().map(|au| au.label).collect();
         assert_eq!(labels, [1, 2, 4, 6, 7, 9, 10, 12, 14, 15, 16, 17, 20, 23, 24, 25, 27]);
     }
 
     #[test]
     fn special_ids_are_named_as_hrm_names_them() {
-        let ids: Vec<&str> = AuSet::Hrm22.aus().iter().map(|au| au.id).collect();
+        let ids: Vec<&str> = AuList::hrm22().aus().iter().map(|au| au.id).collect();
         assert_eq!(ids[13], "AD19");
         assert_eq!(ids[18], "AU2X");
         assert_eq!(ids[19..], ["AU28", "AD32", "AU43E"]);
-        assert_eq!(AuSet::Hrm22.index_of("AU43E"), Some(21));
+        assert_eq!(AuList::hrm22().index_of("AU43E"), Some(21));
     }
 
     #[test]
     fn sets_are_found_by_output_count() {
-        assert_eq!(AuSet::for_output_count(22), Some(AuSet::Hrm22));
-        assert_eq!(AuSet::for_output_count(17), Some(AuSet::Hrm17));
-        assert_eq!(AuSet::for_output_count(12), None);
+        assert_eq!(AuList::for_output_count(22), Some(AuList::hrm22()));
+        assert_eq!(AuList::for_output_count(17), Some(AuList::hrm17()));
+        assert_eq!(AuList::for_output_count(12), None);
+    }
+
+    #[test]
+    fn lists_come_from_ids_and_unknown_ids_are_named() {
+        let list = AuList::from_ids(&["AU12", "AD19"]).unwrap();
+        assert_eq!(list.ids(), ["AU12", "AD19"]);
+        assert_eq!(list.aus()[1].label, 19);
+        assert_eq!(list.to_string(), "2 AUs");
+        assert_eq!(AuList::from_ids(&["AU12", "AU99"]), Err("AU99".to_string()));
+        assert_eq!(AuList::from_ids(&AuList::hrm17().ids()).unwrap().to_string(), "hrm17");
     }
 }

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Backend name from the registry (`tract` is built in).
-    #[serde(default = "default_backend")]
-    pub backend: String,
+    /// The backend the AU model runs on (`tract` is built in), and backends' settings.
+    #[serde(default)]
+    pub backend: BackendChoice,
     /// Model package folder; a relative path is taken from the configuration file's folder.
     pub model: Option<PathBuf>,
     /// Threads for matrix products; 0 means all cores.
@@ -43,6 +43,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaceDetectorConfig {
+    /// The backend YuNet runs on; the configuration's `backend` without it.
+    pub backend: Option<String>,
     /// YuNet ONNX file (`yunet_s_640_640.onnx`); a relative path is taken from the configuration
     /// file's folder.
     pub model: Option<PathBuf>,
@@ -80,6 +82,7 @@ fn default_nms_threshold() -> f32 {
 impl Default for FaceDetectorConfig {
     fn default() -> Self {
         FaceDetectorConfig {
+            backend: None,
             model: None,
             letterbox: None,
             max_side: default_max_side(),
@@ -102,8 +105,72 @@ impl FaceDetectorConfig {
     }
 }
 
-fn default_backend() -> String {
-    "tract".into()
+/// `backend = "NAME"`, or a `[backend]` table holding `name = "NAME"` and a `[backend.NAME]` table
+/// of settings for any backend (device, precision, providers), which that backend validates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendChoice {
+    pub name: String,
+    pub settings: BTreeMap<String, toml::Table>,
+}
+
+impl Default for BackendChoice {
+    fn default() -> Self {
+        BackendChoice::from("tract")
+    }
+}
+
+impl From<&str> for BackendChoice {
+    fn from(name: &str) -> Self {
+        BackendChoice { name: name.to_string(), settings: BTreeMap::new() }
+    }
+}
+
+impl std::ops::Deref for BackendChoice {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl std::fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for BackendChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let table = match toml::Value::deserialize(deserializer)? {
+            toml::Value::String(name) => return Ok(BackendChoice::from(name.as_str())),
+            toml::Value::Table(table) => table,
+            other => {
+                let found = other.type_str();
+                return Err(D::Error::custom(format!(
+                    "`backend`: expected a backend name or a [backend] table, found a {found}"
+                )));
+            }
+        };
+        let mut choice = BackendChoice::default();
+        for (key, value) in table {
+            match (key.as_str(), value) {
+                ("name", toml::Value::String(name)) => choice.name = name,
+                ("name", other) => {
+                    return Err(D::Error::custom(format!("`backend.name`: expected a backend name, found {other}")))
+                }
+                (_, toml::Value::Table(settings)) => {
+                    choice.settings.insert(key, settings);
+                }
+                (_, other) => {
+                    return Err(D::Error::custom(format!(
+                        "`backend.{key}`: expected `name`, or a [backend.{key}] table of that backend's settings, found {other}"
+                    )))
+                }
+            }
+        }
+        Ok(choice)
+    }
 }
 
 fn default_batch_size() -> usize {
@@ -133,7 +200,7 @@ const BATCH_PIXELS_FACTOR: u64 = 4;
 impl Default for Config {
     fn default() -> Self {
         Config {
-            backend: default_backend(),
+            backend: BackendChoice::default(),
             model: None,
             threads: 0,
             batch_size: default_batch_size(),
@@ -171,6 +238,20 @@ impl Config {
         config.origin = origin.to_path_buf();
         config.validate()?;
         Ok(config)
+    }
+
+    /// What the backend `name` is told: threads, and its `[backend.NAME]` settings.
+    pub fn backend_options(&self, name: &str) -> hrm_backend::BackendOptions {
+        hrm_backend::BackendOptions {
+            threads: self.resolved_threads(),
+            settings: self.backend.settings.get(name).cloned().unwrap_or_default(),
+            origin: self.origin.clone(),
+        }
+    }
+
+    /// The backend YuNet runs on.
+    pub fn detector_backend(&self) -> &str {
+        self.detector.backend.as_deref().unwrap_or(&self.backend.name)
     }
 
     fn validate(&self) -> Result<()> {
@@ -255,10 +336,30 @@ mod tests {
     #[test]
     fn defaults_and_bounds() {
         let config = Config::from_toml("", Path::new("x.toml")).unwrap();
-        assert_eq!((config.backend.as_str(), config.threads, config.batch_size), ("tract", 0, 1));
+        assert_eq!((&*config.backend, config.threads, config.batch_size), ("tract", 0, 1));
         let err = Config::from_toml("batch_size = 0", Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("batch_size") && err.contains("found 0"), "{err}");
         assert_eq!(config.max_image_pixels, 178_956_970);
+    }
+
+    #[test]
+    fn the_backend_is_a_name_or_a_table_of_settings() {
+        let config = Config::from_toml("backend = \"ort\"", Path::new("x.toml")).unwrap();
+        assert_eq!((&*config.backend, config.backend.settings.len()), ("ort", 0));
+        let text = "[backend]\nname = \"ort\"\n[backend.ort]\ndevice = \"cuda:0\"\n[backend.tract]\n[detector]\nbackend = \"tract\"";
+        let config = Config::from_toml(text, Path::new("x.toml")).unwrap();
+        assert_eq!((&*config.backend, config.detector_backend()), ("ort", "tract"));
+        assert_eq!(config.backend.settings.len(), 2);
+        assert_eq!(config.backend_options("ort").settings["device"].as_str(), Some("cuda:0"));
+        assert!(config.backend_options("tract").settings.is_empty());
+        for (text, field) in [
+            ("backend = 3", "`backend`: expected a backend name"),
+            ("[backend]\nname = 3", "backend.name"),
+            ("[backend]\ndevice = \"cuda\"", "backend.device"),
+        ] {
+            let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("x.toml"), "{text}: {err}");
+        }
     }
 
     #[test]

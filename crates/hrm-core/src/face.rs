@@ -1,9 +1,12 @@
-//! Faces found in a frame, and the backend-free half of YuNet: laying a frame out as the network
-//! wants it, decoding its outputs, and non-maximum suppression. Backends only run the graph.
+//! Faces found in a frame, and YuNet on any backend: laying a frame out as the network wants it,
+//! decoding its outputs, and non-maximum suppression. Backends only run the graph.
 
+use crate::config::FaceDetectorConfig;
 use crate::image::ImageView;
 use crate::resize::resize_bilinear;
 use crate::{Error, Result};
+use hrm_backend::{Dim, GraphSpec, Hints, InferenceSession, TensorView};
+use std::path::Path;
 
 /// One detected face, in the frame's own pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +111,88 @@ impl Placement {
             }
         }
         Ok(())
+    }
+}
+
+/// YuNet face detection on a backend session. The network runs at one input size per frame size:
+/// with a `letterbox` size, frames are letterboxed into it; without, the network runs at each
+/// frame's own size (shrunk past `max_side`) padded to multiples of 32, as OpenCV's
+/// FaceDetectorYN runs it.
+pub struct YunetDetector {
+    session: Box<dyn InferenceSession>,
+    letterbox: Option<(usize, usize)>,
+    max_side: usize,
+    limits: DetectionLimits,
+    input: Vec<f32>,
+}
+
+const YUNET_STRIDES: [usize; 3] = [8, 16, 32];
+
+impl YunetDetector {
+    /// YuNet's graph as a backend loads it: one BGR frame of any size. The shapes a fixed-size
+    /// export records are not used, so any YuNet runs at any size.
+    pub fn graph_spec(model: &Path) -> GraphSpec {
+        GraphSpec {
+            path: model.to_path_buf(),
+            inputs: vec![vec![Dim::Fixed(1), Dim::Fixed(3), Dim::Any, Dim::Any]],
+            hints: Hints::default(),
+        }
+    }
+
+    /// The detector a configuration's `[detector]` section describes, on a session of YuNet's graph.
+    pub fn new(session: Box<dyn InferenceSession>, config: &FaceDetectorConfig) -> YunetDetector {
+        YunetDetector {
+            session,
+            letterbox: config.letterbox.map(|[w, h]| (w, h)),
+            max_side: config.max_side,
+            limits: config.limits(),
+            input: Vec::new(),
+        }
+    }
+
+    /// Where a frame of this size goes in the network input.
+    pub fn placement(&self, width: usize, height: usize) -> Placement {
+        match self.letterbox {
+            Some((w, h)) => Placement::letterbox(width, height, w, h),
+            None => Placement::native(width, height, self.max_side),
+        }
+    }
+}
+
+impl FaceDetector for YunetDetector {
+    fn detect(&mut self, frame: &ImageView<'_>) -> Result<Vec<Face>> {
+        let placement = self.placement(frame.width(), frame.height());
+        let shape = [1, 3, placement.height, placement.width];
+        self.input.resize(3 * placement.width * placement.height, 0.0);
+        placement.write_input(frame, &mut self.input)?;
+        let outputs = self.session.run(&[TensorView::new(&shape, &self.input)?])?;
+        let output_error = |message: String| Error::ModelOutput { model: "YuNet".into(), message };
+        if outputs.len() != 12 {
+            return Err(output_error(format!(
+                "expected cls, obj, bbox and kps for 3 strides (12 outputs), found {}",
+                outputs.len()
+            )));
+        }
+        let per_stride: Vec<StrideOutput> = (YUNET_STRIDES.iter().enumerate())
+            .map(|(i, &stride)| StrideOutput {
+                stride,
+                cls: outputs[i].data(),
+                obj: outputs[3 + i].data(),
+                bbox: outputs[6 + i].data(),
+                kps: outputs[9 + i].data(),
+            })
+            .collect();
+        for out in &per_stride {
+            let cells = (placement.width / out.stride) * (placement.height / out.stride);
+            let sizes = [out.cls.len(), out.obj.len(), out.bbox.len() / 4, out.kps.len() / 10];
+            if sizes != [cells; 4] {
+                return Err(output_error(format!(
+                    "stride {} gives {sizes:?} cells for cls, obj, bbox and kps; the input has {cells}",
+                    out.stride
+                )));
+            }
+        }
+        Ok(decode_yunet(&per_stride, &placement, &self.limits))
     }
 }
 

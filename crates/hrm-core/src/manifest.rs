@@ -1,18 +1,24 @@
-//! The model package: a folder holding `hrm-model.toml` beside `model.onnx` and `model.safetensors`.
+//! The model package: a folder holding `hrm-model.toml` beside the files it names and hashes
+//! (for an AU classifier, `model.onnx` and `model.safetensors`).
 //!
 //! Loading checks every field and every file hash, so a package either loads whole or says which
-//! file and which field is wrong.
+//! file and which field is wrong. Format 1 packages (made by hrm 0.1) are read as format 2.
 
-use crate::au::AuSet;
+use crate::au::AuList;
 use crate::error::{Error, Result};
 use crate::{files, onnx_graph};
+use hrm_backend::{Dim, GraphSpec, Hints};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub const MANIFEST_FILE: &str = "hrm-model.toml";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The `files` role of the ONNX graph, and of the weights it reads.
+pub const GRAPH_FILE: &str = "graph";
+pub const WEIGHTS_FILE: &str = "weights";
 
 /// HRM's normalisation statistics (`Predict/HRM_test_batch.py`), not ImageNet's.
 pub const HRM_MEAN: [f32; 3] = [0.4434122, 0.36354306, 0.35404983];
@@ -23,15 +29,47 @@ pub const HRM_STD: [f32; 3] = [0.19467306, 0.19811313, 0.1991408];
 pub struct Manifest {
     /// Version of this manifest layout.
     pub format: u32,
+    /// What the model is, which decides how the runtime uses it.
+    pub kind: ModelKind,
     pub name: String,
-    pub au_set: AuSet,
+    /// The AU ids of the output columns, in order (`AU1`, `AU2`, ...).
+    pub aus: Vec<String>,
     pub output: OutputKind,
+    /// The crop the model takes.
     pub input: InputSpec,
     pub architecture: Architecture,
-    /// Presence threshold per AU id, in the set's order; every AU of the set has one.
+    /// Presence threshold per AU id, in the list's order; every AU has one.
     pub thresholds: IndexMap<String, f32>,
-    pub files: Files,
+    /// What a backend may want to know to run the graph well.
+    #[serde(default, skip_serializing_if = "ManifestHints::is_default")]
+    pub hints: ManifestHints,
+    /// Every file of the package by role (`graph`, `weights`), each hashed.
+    pub files: IndexMap<String, FileEntry>,
     pub source: Source,
+}
+
+/// The kinds of model a package may hold. Today: HRM's AU classifiers; the MediaPipe estimator
+/// and the atypicality regressor come next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// One aligned face in, one score per AU out (ViT, ResNet: HRM's classifiers).
+    AuClassifier,
+}
+
+/// Hints for backends (see [`hrm_backend::Hints`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestHints {
+    /// Batches run best one image at a time (convolutional networks on tract).
+    #[serde(default)]
+    pub one_image_per_run: bool,
+}
+
+impl ManifestHints {
+    fn is_default(&self) -> bool {
+        *self == ManifestHints::default()
+    }
 }
 
 /// What the graph's output holds.
@@ -51,14 +89,41 @@ pub enum ChannelOrder {
     Bgr,
 }
 
+/// The crop a model wants: its size, how the face is framed in it, and how its pixels are laid out
+/// as a tensor: `(pixel / 255 - mean) / std` per channel (NHWC models in [0, 1] have mean 0, std 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     pub width: usize,
     pub height: usize,
+    #[serde(default)]
+    pub layout: Layout,
+    #[serde(default)]
+    pub framing: Framing,
     pub channel_order: ChannelOrder,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+}
+
+/// How a crop becomes a tensor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[N, 3, H, W]` (PyTorch).
+    #[default]
+    Nchw,
+    /// `[N, H, W, 3]` (TensorFlow Lite, MediaPipe).
+    Nhwc,
+}
+
+/// Where the face sits in the crop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    /// The five detected keypoints warped onto the configuration's `[alignment]` template (HRM's
+    /// OpenFace-like crop).
+    #[default]
+    Keypoints,
 }
 
 /// The network, as read from the checkpoint's tensors.
@@ -105,13 +170,6 @@ pub enum ResnetBlock {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Files {
-    pub onnx: FileEntry,
-    pub weights: FileEntry,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FileEntry {
     pub name: String,
     pub sha256: String,
@@ -140,7 +198,7 @@ pub struct ModelPackage {
 }
 
 impl ModelPackage {
-    /// Reads `DIR/hrm-model.toml`, checks every field, checks both files against their hashes, and
+    /// Reads `DIR/hrm-model.toml`, checks every field, checks every file against its hash, and
     /// checks the graph against the manifest: its input and output shapes, and that every weight it
     /// reads is a tensor of the architecture stored in the hashed weights file.
     pub fn load(dir: &Path) -> Result<ModelPackage> {
@@ -149,30 +207,108 @@ impl ModelPackage {
             return Err(Error::NotAPackage { path: dir.to_path_buf(), reason: not_a_folder(dir) });
         }
         let text = files::read_text_file(&path, MAX_MANIFEST_BYTES)?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|e| Error::Toml { file: path.clone(), message: e.to_string() })?;
-        manifest.validate(&path)?;
-        let onnx_path = dir.join(&manifest.files.onnx.name);
-        let onnx = files::read_regular_file(&onnx_path, MAX_GRAPH_BYTES)?;
-        check_hash(&onnx_path, &manifest.files.onnx.sha256, sha256_bytes(&onnx))?;
-        let weights_path = dir.join(&manifest.files.weights.name);
-        let (weights_hash, weights_len) = sha256_and_len(&weights_path)?;
-        check_hash(&weights_path, &manifest.files.weights.sha256, weights_hash)?;
-        let graph = onnx_graph::summarise(&onnx)
-            .map_err(|e| Error::field(&onnx_path, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
-        manifest.check_graph(&onnx_path, &graph, weights_len)?;
+        let manifest = Manifest::parse(&text, &path)?;
+        let graph_path = dir.join(&manifest.files[GRAPH_FILE].name);
+        let graph_bytes = files::read_regular_file(&graph_path, hrm_backend::backend::MAX_GRAPH_BYTES)?;
+        check_hash(&graph_path, &manifest.files[GRAPH_FILE].sha256, sha256_bytes(&graph_bytes))?;
+        let mut weights_len = 0;
+        for (role, entry) in manifest.files.iter().filter(|(role, _)| *role != GRAPH_FILE) {
+            let file = dir.join(&entry.name);
+            let (hash, len) = sha256_and_len(&file)?;
+            check_hash(&file, &entry.sha256, hash)?;
+            if role == WEIGHTS_FILE {
+                weights_len = len;
+            }
+        }
+        let graph = onnx_graph::summarise(&graph_bytes)
+            .map_err(|e| Error::field(&graph_path, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
+        manifest.check_graph(&graph_path, &graph, weights_len)?;
         Ok(ModelPackage { dir: dir.to_path_buf(), manifest })
     }
 
-    pub fn onnx_path(&self) -> PathBuf {
-        self.dir.join(&self.manifest.files.onnx.name)
+    pub fn graph_path(&self) -> PathBuf {
+        self.dir.join(&self.manifest.files[GRAPH_FILE].name)
+    }
+
+    /// The graph as a backend loads it: one image tensor in, the batch free.
+    pub fn graph_spec(&self) -> GraphSpec {
+        GraphSpec {
+            path: self.graph_path(),
+            inputs: vec![self.manifest.input.tensor_dims()],
+            hints: Hints { one_image_per_run: self.manifest.hints.one_image_per_run },
+        }
+    }
+}
+
+impl InputSpec {
+    /// The input tensor's dimensions, the batch first.
+    pub fn tensor_dims(&self) -> Vec<Dim> {
+        let (h, w) = (Dim::Fixed(self.height), Dim::Fixed(self.width));
+        match self.layout {
+            Layout::Nchw => vec![Dim::Batch, Dim::Fixed(3), h, w],
+            Layout::Nhwc => vec![Dim::Batch, h, w, Dim::Fixed(3)],
+        }
+    }
+
+    /// Values per image.
+    pub fn values(&self) -> usize {
+        3 * self.width * self.height
+    }
+}
+
+/// `hrm-model.toml` as hrm 0.1 wrote it: one AU set by name, and exactly two files.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestV1 {
+    name: String,
+    au_set: String,
+    output: OutputKind,
+    input: InputSpec,
+    architecture: Architecture,
+    thresholds: IndexMap<String, f32>,
+    files: FilesV1,
+    source: Source,
+    #[allow(dead_code)]
+    format: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesV1 {
+    onnx: FileEntry,
+    weights: FileEntry,
+}
+
+impl ManifestV1 {
+    fn upgrade(self, file: &Path) -> Result<Manifest> {
+        let aus = match self.au_set.as_str() {
+            "hrm22" => AuList::hrm22(),
+            "hrm17" => AuList::hrm17(),
+            other => return Err(Error::field(file, "au_set", "\"hrm22\" or \"hrm17\"", other)),
+        };
+        // hrm 0.1's tract backend ran ResNets image by image; the hint now says so.
+        let one_image_per_run = matches!(self.architecture, Architecture::Resnet { .. });
+        Ok(Manifest {
+            format: FORMAT_VERSION,
+            kind: ModelKind::AuClassifier,
+            name: self.name,
+            aus: aus.ids().iter().map(|id| id.to_string()).collect(),
+            output: self.output,
+            input: self.input,
+            architecture: self.architecture,
+            thresholds: self.thresholds,
+            hints: ManifestHints { one_image_per_run },
+            files: IndexMap::from([
+                (GRAPH_FILE.to_string(), self.files.onnx),
+                (WEIGHTS_FILE.to_string(), self.files.weights),
+            ]),
+            source: self.source,
+        })
     }
 }
 
 /// A manifest is a few KB.
 const MAX_MANIFEST_BYTES: u64 = 1 << 20;
-/// Protobuf's own limit; a converted graph is a few hundred KB (its weights are external).
-const MAX_GRAPH_BYTES: u64 = 2 << 30;
 /// The largest weights file hashed (ViT-L/16 in f32 is 1.2 GB).
 const MAX_WEIGHTS_BYTES: u64 = 16 << 30;
 
@@ -234,19 +370,28 @@ impl Manifest {
     /// Checks the graph's interface and weights against this manifest. `file` names the graph;
     /// `weights_len` is the size of the weights file, which every external tensor must lie in.
     pub fn check_graph(&self, file: &Path, graph: &onnx_graph::GraphSummary, weights_len: u64) -> Result<()> {
-        use onnx_graph::Dim;
-        let fixed = |dim: &Dim, value: usize| *dim == Dim::Fixed(value as i64);
-        let batch = |dim: &Dim| matches!(dim, Dim::Symbolic(_) | Dim::Fixed(1..));
-        let (w, h) = (self.input.width, self.input.height);
+        use onnx_graph::Dim as GraphDim;
+        let matches = |graph_dim: &GraphDim, dim: &Dim| match dim {
+            Dim::Fixed(value) => *graph_dim == GraphDim::Fixed(*value as i64),
+            Dim::Batch | Dim::Any => matches!(graph_dim, GraphDim::Symbolic(_) | GraphDim::Fixed(1..)),
+        };
+        let dims = self.input.tensor_dims();
         let input_ok =
-            |shape: &[Dim]| matches!(shape, [n, c, y, x] if batch(n) && fixed(c, 3) && fixed(y, h) && fixed(x, w));
-        let expected = format!("one input [N, 3, {h}, {w}] (the manifest's input.height and input.width)");
+            |shape: &[GraphDim]| shape.len() == dims.len() && shape.iter().zip(&dims).all(|(g, d)| matches(g, d));
+        let (w, h) = (self.input.width, self.input.height);
+        let layout = match self.input.layout {
+            Layout::Nchw => format!("[N, 3, {h}, {w}]"),
+            Layout::Nhwc => format!("[N, {h}, {w}, 3]"),
+        };
+        let expected = format!("one input {layout} (the manifest's input.height, input.width and input.layout)");
         one_value(file, "graph inputs", &graph.inputs, input_ok, expected)?;
-        let aus = self.au_set.len();
-        let output_ok = |shape: &[Dim]| matches!(shape, [n, a] if batch(n) && fixed(a, aus));
-        let expected = format!("one output [N, {aus}] (one value per AU of the {} set)", self.au_set);
+        let aus = self.aus.len();
+        let output_dims = [Dim::Batch, Dim::Fixed(aus)];
+        let output_ok =
+            |shape: &[GraphDim]| shape.len() == 2 && shape.iter().zip(&output_dims).all(|(g, d)| matches(g, d));
+        let expected = format!("one output [N, {aus}] (one value per AU of the manifest's `aus`)");
         one_value(file, "graph outputs", &graph.outputs, output_ok, expected)?;
-        let weights_file = &self.files.weights.name;
+        let weights_file = &self.files[WEIGHTS_FILE].name;
         let mut external = std::collections::BTreeMap::new();
         for tensor in &graph.tensors {
             match &tensor.location {
@@ -308,8 +453,30 @@ impl Manifest {
         Ok(())
     }
 
-    /// Checks what serde cannot: values, and thresholds against the AU set. `file` names the
-    /// manifest in errors.
+    /// Parses and validates a manifest's text (format 2, or format 1, which is upgraded). `file`
+    /// names it in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest> {
+        let toml_error = |e: toml::de::Error| Error::Toml { file: file.to_path_buf(), message: e.to_string() };
+        let table: toml::Table = toml::from_str(text).map_err(toml_error)?;
+        let manifest = match table.get("format").and_then(|v| v.as_integer()) {
+            Some(1) => toml::from_str::<ManifestV1>(text).map_err(toml_error)?.upgrade(file)?,
+            Some(2) => toml::from_str::<Manifest>(text).map_err(toml_error)?,
+            _ => {
+                let found = table.get("format").map_or("nothing".to_string(), |v| v.to_string());
+                return Err(Error::field(file, "format", "1 or 2", found));
+            }
+        };
+        manifest.validate(file)?;
+        Ok(manifest)
+    }
+
+    /// The AUs of the output columns (validated when the manifest was read).
+    pub fn au_list(&self) -> AuList {
+        AuList::from_ids(&self.aus).unwrap_or_default()
+    }
+
+    /// Checks what serde cannot: values, the AU ids, the files each kind needs, and thresholds
+    /// against the AUs. `file` names the manifest in errors.
     pub fn validate(&self, file: &Path) -> Result<()> {
         let field = |name: &str, expected: &str, found: &dyn ToString| {
             Err(Error::field(file, name, expected, found.to_string()))
@@ -319,6 +486,16 @@ impl Manifest {
         }
         if self.name.trim().is_empty() {
             return field("name", "a non-empty name", &"\"\"");
+        }
+        let aus = match AuList::from_ids(&self.aus) {
+            Ok(aus) if !aus.is_empty() => aus,
+            Ok(_) => return field("aus", "at least one AU id", &"[]"),
+            Err(unknown) => {
+                return field("aus", &format!("AU ids hrm knows ({})", crate::au::known_ids().join(", ")), &unknown)
+            }
+        };
+        if let Some(id) = self.aus.iter().enumerate().find_map(|(i, id)| self.aus[..i].contains(id).then_some(id)) {
+            return field("aus", "each AU once", &format!("{id} twice"));
         }
         let input = &self.input;
         for (name, size) in [("input.width", input.width), ("input.height", input.height)] {
@@ -335,10 +512,23 @@ impl Manifest {
             }
         }
         self.architecture.validate(file)?;
-        check_thresholds(file, "thresholds", self.au_set, &self.thresholds, true)?;
-        for (name, entry) in [("files.onnx", &self.files.onnx), ("files.weights", &self.files.weights)] {
+        check_thresholds(file, "thresholds", &aus, &self.thresholds, true)?;
+        for role in [GRAPH_FILE, WEIGHTS_FILE] {
+            if !self.files.contains_key(role) {
+                return field(
+                    &format!("files.{role}"),
+                    "a file of the package (an AU classifier has a graph and weights)",
+                    &"nothing",
+                );
+            }
+        }
+        for (role, entry) in &self.files {
+            let name = format!("files.{role}");
             if !is_plain_file_name(&entry.name) {
                 return field(&format!("{name}.name"), "a file name inside the package folder", &entry.name);
+            }
+            if entry.name == MANIFEST_FILE || self.files.values().filter(|e| e.name == entry.name).count() > 1 {
+                return field(&format!("{name}.name"), "a file no other role names", &entry.name);
             }
             if !is_sha256(&entry.sha256) {
                 return field(&format!("{name}.sha256"), "64 lowercase hex digits", &entry.sha256);
@@ -494,12 +684,12 @@ impl Architecture {
     }
 }
 
-/// Checks a table of AU id -> threshold: ids must belong to `set`, values lie in [0, 1]; with
-/// `complete`, every AU of the set must be present.
+/// Checks a table of AU id -> threshold: ids must belong to `set` (the model's AUs), values lie in
+/// [0, 1]; with `complete`, every AU of the set must be present.
 pub fn check_thresholds<'a>(
     file: &Path,
     table: &str,
-    set: AuSet,
+    set: &AuList,
     thresholds: impl IntoIterator<Item = (&'a String, &'a f32)>,
     complete: bool,
 ) -> Result<()> {
@@ -510,7 +700,7 @@ pub fn check_thresholds<'a>(
             return Err(Error::field(
                 file,
                 format!("{table}.{id}"),
-                format!("an AU id of the {set} set ({})", known.join(", ")),
+                format!("an AU id the model reports ({})", known.join(", ")),
                 id,
             ));
         }
@@ -523,7 +713,7 @@ pub fn check_thresholds<'a>(
             return Err(Error::field(
                 file,
                 format!("{table}.{}", missing.id),
-                format!("a threshold for every AU of the {set} set"),
+                format!("a threshold for every AU the model reports ({set})"),
                 "nothing",
             ));
         }

@@ -5,7 +5,7 @@
 //!     cargo bench -p hrm-ffi --bench abi_overhead [-- CONFIG.toml]
 
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{Config, ModelDetector, RgbImage};
+use hrm_core::{Config, RgbImage, Runtime};
 use hrm_ffi::*;
 
 mod common;
@@ -18,12 +18,8 @@ fn median(values: &mut [f64]) -> f64 {
 }
 
 fn pipeline(config: &Config) -> Pipeline {
-    let registry = hrm_tract::registry();
-    let model = config.detector.model.as_ref().expect("the configuration names a [detector] model");
-    let yunet = hrm_tract::yunet::YunetDetector::configured(model, &config.detector, config.resolved_threads())
-        .expect("YuNet loads");
-    let aus = ModelDetector::open(config, None, &registry).expect("the AU model loads");
-    Pipeline::new(Box::new(yunet), aus, config.alignment.clone())
+    let runtime = Runtime::load(config.clone(), &hrm_tract::registry()).expect("the models load");
+    runtime.pipeline().expect("the configuration names a [detector] model")
 }
 
 /// `frame` as a C caller lends it.
@@ -37,6 +33,7 @@ fn lent(frame: &RgbImage) -> hrm_image {
         data: frame.data.as_ptr(),
         timestamp: 0,
         flags: 0,
+        reserved: 0,
     }
 }
 

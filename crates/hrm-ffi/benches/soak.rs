@@ -49,6 +49,7 @@ fn main() {
             data: image.data.as_ptr(),
             timestamp: i as i64,
             flags: if i % 3 == 0 { HRM_IMAGE_BOTTOM_UP } else { 0 },
+            reserved: 0,
         };
         // SAFETY: the detector is live, the frame describes `image`, the result is freed here.
         unsafe {

@@ -34,7 +34,8 @@ fn live() -> std::sync::MutexGuard<'static, BTreeMap<usize, &'static str>> {
 pub(crate) unsafe fn give<T: Handle>(out: *mut *mut T, value: T) {
     let ptr = Box::into_raw(Box::new(value));
     live().insert(ptr as usize, T::NAME);
-    *out = ptr;
+    // SAFETY: the caller guarantees `out` is writable (out_arg checked it is not NULL).
+    unsafe { *out = ptr };
 }
 
 /// Checks that `ptr` is a live object of type `T`.
@@ -59,7 +60,7 @@ fn check<T: Handle>(ptr: *const T, name: &str) -> Result<(), Failure> {
 pub(crate) unsafe fn handle<'a, T: Handle>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
     check(ptr, name)?;
     // SAFETY: the registry holds `ptr` as a live `T` made by `give`.
-    Ok(&*ptr)
+    Ok(unsafe { &*ptr })
 }
 
 /// As [`handle`], for a handle the call may change.
@@ -69,7 +70,7 @@ pub(crate) unsafe fn handle<'a, T: Handle>(ptr: *const T, name: &str) -> Result<
 pub(crate) unsafe fn handle_mut<'a, T: Handle>(ptr: *mut T, name: &str) -> Result<&'a mut T, Failure> {
     check(ptr, name)?;
     // SAFETY: the registry holds `ptr` as a live `T` made by `give`, used by this call only.
-    Ok(&mut *ptr)
+    Ok(unsafe { &mut *ptr })
 }
 
 /// Frees an object made by [`give`]; NULL is a no-op, a pointer that is not a live `T` is left
@@ -95,7 +96,7 @@ pub(crate) unsafe fn free<T: Handle>(function: &str, ptr: *mut T) {
         }
         // SAFETY: it was live, and is no longer in the registry: this is the one free of the Box
         // `give` made.
-        drop(Box::from_raw(ptr));
+        drop(unsafe { Box::from_raw(ptr) });
         Ok(())
     });
 }

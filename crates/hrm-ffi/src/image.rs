@@ -1,7 +1,7 @@
 //! Frames the caller lends (`hrm_image`), and photographs libhrm decodes for it (`hrm_bitmap`).
 
 use crate::handle::{give, handle};
-use crate::status::{arg, guard, hrm_status, out_arg, str_arg, Failure};
+use crate::status::{guard, hrm_status, out_arg, str_arg, Failure};
 use hrm_core::image::{byte_len, decode_file};
 use hrm_core::{ImageView, PixelFormat, RgbImage};
 use std::borrow::Cow;
@@ -32,9 +32,12 @@ const _: () = assert!(HRM_DEFAULT_MAX_IMAGE_PIXELS == hrm_core::image::DEFAULT_M
 
 /// A frame lent to libhrm for one call: libhrm reads `data` during the call and keeps nothing.
 ///
-/// Set `struct_size` to `sizeof(hrm_image)`; later versions only add fields at the end.
-/// `data` holds `height` rows of `width` pixels, `stride` bytes apart (the last row needs only
-/// its pixels). Zero it first (`hrm_image image = {0};`) so fields added later stay 0.
+/// Set `struct_size` to `sizeof(hrm_image)`. The struct only grows at the end, in 8-byte
+/// aligned steps (the layout has no padding: `reserved` fills what would be the tail padding),
+/// so a program built against an older header keeps working: libhrm reads only the
+/// `struct_size` bytes the caller has, and fields past them take their defaults (0). A size
+/// below `HRM_IMAGE_SIZE_V1` is refused. `data` holds `height` rows of `width` pixels, `stride`
+/// bytes apart (the last row needs only its pixels). Zero it first (`hrm_image image = {0};`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct hrm_image {
@@ -55,7 +58,15 @@ pub struct hrm_image {
     pub timestamp: i64,
     /// 0, or `HRM_IMAGE_BOTTOM_UP`.
     pub flags: u32,
+    /// Must be 0: it keeps the layout free of padding, and a later version may give it a meaning
+    /// (0 keeping today's behaviour).
+    pub reserved: u32,
 }
+
+/// `sizeof(hrm_image)` in version 1 of this header (offsets: `stride` 16, `data` 24,
+/// `timestamp` 32, `flags` 40, `reserved` 44): the smallest `struct_size` accepted.
+pub const HRM_IMAGE_SIZE_V1: u32 = 48;
+const _: () = assert!(std::mem::size_of::<hrm_image>() == HRM_IMAGE_SIZE_V1 as usize);
 
 fn pixel_format(value: u32) -> Result<PixelFormat, Failure> {
     Ok(match value {
@@ -72,15 +83,75 @@ fn pixel_format(value: u32) -> Result<PixelFormat, Failure> {
     })
 }
 
-/// Checks a caller's `struct_size` against the struct this library knows.
-pub(crate) fn check_struct_size<T>(struct_size: u32, name: &str) -> Result<(), Failure> {
-    let ours = std::mem::size_of::<T>();
-    if (struct_size as usize) < ours {
+/// A C struct that starts with `uint32_t struct_size` and grows only at the end.
+pub(crate) trait GrowingStruct: Copy {
+    const NAME: &'static str;
+    /// Its size in version 1 of the header: the smallest `struct_size` accepted.
+    const SIZE_V1: u32;
+}
+
+/// Checks a caller's `struct_size`: at least version 1's size. Larger sizes, from headers newer
+/// than this library, are accepted: the fields this library does not know are left alone.
+fn check_struct_size<T: GrowingStruct>(struct_size: u32) -> Result<(), Failure> {
+    if struct_size < T::SIZE_V1 {
         return Err(Failure::invalid(format!(
-            "{name}.struct_size is {struct_size}, expected at least {ours} (set it to sizeof({name}))"
+            "{}.struct_size is {struct_size}, expected at least {} (set it to sizeof({}))",
+            T::NAME,
+            T::SIZE_V1,
+            T::NAME
         )));
     }
     Ok(())
+}
+
+/// Reads a caller's struct: the bytes its `struct_size` covers, fields past them zero (their
+/// defaults).
+///
+/// # Safety
+/// A non-NULL `ptr` points at a readable `uint32_t struct_size` followed by the rest of the
+/// struct, `struct_size` bytes in all.
+pub(crate) unsafe fn read_sized<T: GrowingStruct>(ptr: *const T, name: &str) -> Result<T, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("`{name}` is NULL")));
+    }
+    // SAFETY: the caller guarantees the struct, which starts with its u32 size, is readable.
+    let struct_size = unsafe { ptr.cast::<u32>().read_unaligned() };
+    check_struct_size::<T>(struct_size)?;
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let known = (struct_size as usize).min(std::mem::size_of::<T>());
+    // SAFETY: `known` bytes are readable at `ptr` (they are within `struct_size`) and writable in
+    // `value`; every bit pattern of these C structs (integers, floats, raw pointers) is valid,
+    // and zero is the default of every field.
+    unsafe {
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), value.as_mut_ptr().cast::<u8>(), known);
+        Ok(value.assume_init())
+    }
+}
+
+/// Writes `value` into a caller's struct: only the bytes its `struct_size` covers (the caller's
+/// `struct_size` is kept), so a caller built against an older header gets the fields it knows
+/// and nothing is written past its struct.
+///
+/// # Safety
+/// A non-NULL `ptr` points at a writable struct whose `struct_size` the caller set.
+pub(crate) unsafe fn write_sized<T: GrowingStruct>(ptr: *mut T, value: &T, name: &str) -> Result<(), Failure> {
+    if ptr.is_null() {
+        return Err(Failure::invalid(format!("`{name}` is NULL")));
+    }
+    // SAFETY: the caller guarantees the struct, which starts with its u32 size, is readable.
+    let struct_size = unsafe { ptr.cast::<u32>().read_unaligned() };
+    check_struct_size::<T>(struct_size)?;
+    let known = (struct_size as usize).min(std::mem::size_of::<T>());
+    let source = (value as *const T).cast::<u8>();
+    // SAFETY: `known` bytes are writable at `ptr` (within `struct_size`); the first 4, the size,
+    // are skipped so the caller's value stays.
+    unsafe { std::ptr::copy_nonoverlapping(source.add(4), ptr.cast::<u8>().add(4), known - 4) };
+    Ok(())
+}
+
+impl GrowingStruct for hrm_image {
+    const NAME: &'static str = "hrm_image";
+    const SIZE_V1: u32 = HRM_IMAGE_SIZE_V1;
 }
 
 /// A checked view of a caller's frame; bottom-up frames are copied top-down first.
@@ -101,8 +172,8 @@ impl<'a> Frame<'a> {
     /// # Safety
     /// A non-NULL `image` points at an `hrm_image` whose `data` holds what its fields describe.
     pub unsafe fn new(image: *const hrm_image, name: &str, max_pixels: u64) -> Result<Frame<'a>, Failure> {
-        let image = arg(image, name)?;
-        check_struct_size::<hrm_image>(image.struct_size, "hrm_image")?;
+        // SAFETY: the caller guarantees a non-NULL `image` points at an hrm_image of its struct_size.
+        let image = unsafe { read_sized(image, name)? };
         let format = pixel_format(image.pixel_format)?;
         let (width, height) = (image.width, image.height);
         for (side, value) in [("width", width), ("height", height)] {
@@ -120,13 +191,17 @@ impl<'a> Frame<'a> {
         if image.flags & !HRM_IMAGE_BOTTOM_UP != 0 {
             return Err(Failure::invalid(format!("{name}: unknown flags {:#x}", image.flags)));
         }
+        if image.reserved != 0 {
+            return Err(Failure::invalid(format!("{name}: reserved is {}, expected 0", image.reserved)));
+        }
         if image.data.is_null() {
             return Err(Failure::invalid(format!("{name}: data is NULL")));
         }
         let (width, height, stride) = (width as usize, height as usize, image.stride);
         let len = byte_len(width, height, stride, format).map_err(|e| Failure::invalid(format!("{name}: {e}")))?;
         let row = width * format.bytes_per_pixel();
-        let data = std::slice::from_raw_parts(image.data, len);
+        // SAFETY: the caller guarantees `data` holds what the fields describe, `len` bytes.
+        let data = unsafe { std::slice::from_raw_parts(image.data, len) };
         let pixels = if image.flags & HRM_IMAGE_BOTTOM_UP != 0 {
             let mut top_down = Vec::new();
             top_down.try_reserve_exact(row * height).map_err(|_| {
@@ -167,10 +242,12 @@ pub struct hrm_bitmap {
 #[no_mangle]
 pub unsafe extern "C" fn hrm_bitmap_load(path: *const std::ffi::c_char, out: *mut *mut hrm_bitmap) -> hrm_status {
     guard("hrm_bitmap_load", || {
-        let path = str_arg(path, "path")?;
+        // SAFETY (this and the next): the caller guarantees a NUL-terminated `path` and a writable
+        // `out`, which out_arg checked is not NULL.
+        let path = unsafe { str_arg(path, "path")? };
         out_arg(out, "out")?;
         let image = decode_file(Path::new(path))?;
-        give(out, hrm_bitmap { image });
+        unsafe { give(out, hrm_bitmap { image }) };
         Ok(())
     })
 }
@@ -184,12 +261,11 @@ pub unsafe extern "C" fn hrm_bitmap_load(path: *const std::ffi::c_char, out: *mu
 #[no_mangle]
 pub unsafe extern "C" fn hrm_bitmap_image(bitmap: *const hrm_bitmap, out: *mut hrm_image) -> hrm_status {
     guard("hrm_bitmap_image", || {
-        let bitmap = handle(bitmap, "bitmap")?;
-        let target = arg(out, "out")?;
-        check_struct_size::<hrm_image>(target.struct_size, "hrm_image")?;
+        // SAFETY: the caller guarantees a live bitmap.
+        let bitmap = unsafe { handle(bitmap, "bitmap")? };
         let image = &bitmap.image;
-        *out = hrm_image {
-            struct_size: target.struct_size,
+        let described = hrm_image {
+            struct_size: 0,
             pixel_format: HRM_PIXEL_FORMAT_RGB8,
             width: image.width as u32,
             height: image.height as u32,
@@ -197,8 +273,10 @@ pub unsafe extern "C" fn hrm_bitmap_image(bitmap: *const hrm_bitmap, out: *mut h
             data: image.data.as_ptr(),
             timestamp: 0,
             flags: 0,
+            reserved: 0,
         };
-        Ok(())
+        // SAFETY: the caller guarantees `out` points at an hrm_image of its struct_size.
+        unsafe { write_sized(out, &described, "out") }
     })
 }
 
@@ -208,5 +286,6 @@ pub unsafe extern "C" fn hrm_bitmap_image(bitmap: *const hrm_bitmap, out: *mut h
 /// `bitmap` is NULL or came from `hrm_bitmap_load` and was not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_bitmap_free(bitmap: *mut hrm_bitmap) {
-    crate::handle::free("hrm_bitmap_free", bitmap);
+    // SAFETY: the caller guarantees no other thread uses the bitmap.
+    unsafe { crate::handle::free("hrm_bitmap_free", bitmap) };
 }

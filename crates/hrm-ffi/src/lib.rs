@@ -10,6 +10,7 @@
 //! `libhrm` crate in `artifact/` turns it into libhrm.so and libhrm.a.
 
 #![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 // In the order the header presents them.
 mod status;

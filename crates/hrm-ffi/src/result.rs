@@ -1,19 +1,29 @@
 //! Detection calls and their library-owned results (`hrm_result`, read face by face as `hrm_face`).
 
 use crate::handle::{give, handle, handle_mut};
-use crate::image::{check_struct_size, hrm_image, Frame};
-use crate::runtime::{au_ids, hrm_detector, StaticCStr};
+use crate::image::{hrm_image, write_sized, Frame, GrowingStruct};
+use crate::runtime::{hrm_detector, StaticCStr};
 use crate::status::{arg, guard, hrm_status, out_arg, Failure};
-use hrm_core::{AuDetector, FaceAus};
+use hrm_core::FaceAus;
 use std::ffi::c_char;
 
 /// The most faces `hrm_detect_aligned` takes in one call.
 pub const HRM_MAX_BATCH: usize = 4096;
 
-/// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`;
-/// later versions only add fields at the end.
+/// One face of a result. Set `struct_size` to `sizeof(hrm_face)` before `hrm_result_face`.
 ///
-/// The three arrays hold `au_count` entries in the same order; `au_ids` are static strings,
+/// The struct only grows at the end, in 8-byte aligned steps: libhrm writes only the
+/// `struct_size` bytes the caller has, so a program built against an older header gets the
+/// fields it knows (at least `HRM_FACE_SIZE_V1` bytes), and one built against a newer header
+/// finds the fields this library does not know as it left them (zero them first).
+///
+/// How new per-face data arrives: small fixed-size values (a track id, an atypicality score, a
+/// head pose matrix, with a flag saying whether each is there) are added as fields at the end of
+/// this struct; variable-length arrays (478 mesh landmarks, 52 blendshapes) come through accessor
+/// functions, `hrm_result_face_<what>(result, index, &pointer, &count)`, whose pointers belong
+/// to the result like `probabilities` does.
+///
+/// The three AU arrays hold `au_count` entries in the same order; `au_ids` are static strings,
 /// `probabilities` and `present` belong to the result and are valid until `hrm_result_free`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -36,12 +46,27 @@ pub struct hrm_face {
     pub probabilities: *const f32,
     /// 1 where the probability reaches the AU's threshold, else 0.
     pub present: *const u8,
+    /// Added in version 2 (offset 96): the 2x3 affine matrix, row-major, that maps frame
+    /// pixels to the pixels of the crop the AU model saw (`[a, -b, tx, b, a, ty]`, OpenCV's
+    /// `warpAffine` convention); for `hrm_detect_aligned`, the resize of the image to the crop.
+    pub crop_transform: [f32; 6],
+}
+
+/// `sizeof(hrm_face)` in version 1 of this header (up to and including `present`): the smallest
+/// `struct_size` accepted.
+pub const HRM_FACE_SIZE_V1: u32 = 96;
+const _: () = assert!(std::mem::offset_of!(hrm_face, crop_transform) == HRM_FACE_SIZE_V1 as usize);
+
+impl GrowingStruct for hrm_face {
+    const NAME: &'static str = "hrm_face";
+    const SIZE_V1: u32 = HRM_FACE_SIZE_V1;
 }
 
 struct FaceBox {
     score: f32,
     bbox: [f32; 4],
     keypoints: [f32; 10],
+    crop_transform: [f32; 6],
 }
 
 /// What one detection call found. Immutable: any thread may read it; free it once.
@@ -89,19 +114,24 @@ pub unsafe extern "C" fn hrm_detect_frame(
     out: *mut *mut hrm_result,
 ) -> hrm_status {
     guard("hrm_detect_frame", || {
-        let detector = handle_mut(detector, "detector")?;
-        let frame = Frame::new(image, "image", detector.max_pixels)?;
+        // SAFETY: the caller guarantees a live detector used by this thread alone, and an image
+        // whose data holds what its fields describe.
+        let detector = unsafe { handle_mut(detector, "detector")? };
+        let frame = unsafe { Frame::new(image, "image", detector.max_pixels)? };
         out_arg(out, "out")?;
-        let ids = au_ids(detector.au_set);
+        let ids = detector.au_ids;
         let faces = detector.pipeline()?.process(&frame.view()?)?;
         let faces = faces
             .into_iter()
             .map(|f| {
                 let keypoints = std::array::from_fn(|i| f.face.keypoints[i / 2][i % 2]);
-                (FaceBox { score: f.face.score, bbox: f.face.bbox, keypoints }, f.aus)
+                let t = f.to_crop;
+                let crop_transform = [t.a, -t.b, t.tx, t.b, t.a, t.ty];
+                (FaceBox { score: f.face.score, bbox: f.face.bbox, keypoints, crop_transform }, f.aus)
             })
             .collect();
-        give(out, hrm_result::new(frame.timestamp, ids, faces));
+        // SAFETY: out_arg checked `out`, which the caller guarantees is writable.
+        unsafe { give(out, hrm_result::new(frame.timestamp, ids, faces)) };
         Ok(())
     })
 }
@@ -123,7 +153,8 @@ pub unsafe extern "C" fn hrm_detect_aligned(
     out: *mut *mut hrm_result,
 ) -> hrm_status {
     guard("hrm_detect_aligned", || {
-        let detector = handle_mut(detector, "detector")?;
+        // SAFETY: the caller guarantees a live detector used by this thread alone.
+        let detector = unsafe { handle_mut(detector, "detector")? };
         if !(1..=HRM_MAX_BATCH).contains(&count) {
             return Err(Failure::invalid(format!("count is {count}, expected 1 to {HRM_MAX_BATCH}")));
         }
@@ -131,12 +162,14 @@ pub unsafe extern "C" fn hrm_detect_aligned(
             return Err(Failure::invalid("`faces` is NULL"));
         }
         out_arg(out, "out")?;
-        let images = std::slice::from_raw_parts(faces, count);
+        // SAFETY: the caller guarantees `faces` holds `count` pointers; it is not NULL.
+        let images = unsafe { std::slice::from_raw_parts(faces, count) };
         // Each face is copied (to RGB, then resized; bottom-up ones once more): the batch as a
         // whole stays within a budget, checked before any copy is made.
         let mut pixels = 0u64;
         for (i, &image) in images.iter().enumerate() {
-            let image = arg(image, &format!("faces[{i}]"))?;
+            // SAFETY: the caller guarantees each pointer is NULL or points at an hrm_image.
+            let image = unsafe { arg(image, &format!("faces[{i}]"))? };
             pixels = pixels.saturating_add(image.width as u64 * image.height as u64);
         }
         if pixels > detector.max_batch_pixels {
@@ -149,17 +182,22 @@ pub unsafe extern "C" fn hrm_detect_aligned(
         let frames = images
             .iter()
             .enumerate()
-            .map(|(i, &image)| Frame::new(image, &format!("faces[{i}]"), detector.max_pixels))
+            // SAFETY: the caller guarantees each image's data holds what its fields describe.
+            .map(|(i, &image)| unsafe { Frame::new(image, &format!("faces[{i}]"), detector.max_pixels) })
             .collect::<Result<Vec<_>, _>>()?;
         let views = frames.iter().map(|f| f.view()).collect::<Result<Vec<_>, _>>()?;
         let aus = detector.au_detector().detect(&views)?;
+        let crop = detector.au_detector().crop();
+        let (crop_width, crop_height) = (crop.width as f32, crop.height as f32);
         let boxes = views.iter().map(|v| FaceBox {
             score: 1.0,
             bbox: [0.0, 0.0, v.width() as f32, v.height() as f32],
             keypoints: [0.0; 10],
+            crop_transform: [crop_width / v.width() as f32, 0.0, 0.0, 0.0, crop_height / v.height() as f32, 0.0],
         });
-        let ids = au_ids(detector.au_set);
-        give(out, hrm_result::new(frames[0].timestamp, ids, boxes.zip(aus).collect()));
+        let ids = detector.au_ids;
+        // SAFETY: out_arg checked `out`, which the caller guarantees is writable.
+        unsafe { give(out, hrm_result::new(frames[0].timestamp, ids, boxes.zip(aus).collect())) };
         Ok(())
     })
 }
@@ -171,9 +209,10 @@ pub unsafe extern "C" fn hrm_detect_aligned(
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count: *mut usize) -> hrm_status {
     guard("hrm_result_face_count", || {
-        let result = handle(result, "result")?;
+        // SAFETY: the caller guarantees a live result and a writable `count` (checked not NULL).
+        let result = unsafe { handle(result, "result")? };
         out_arg(count, "count")?;
-        *count = result.faces.len();
+        unsafe { *count = result.faces.len() };
         Ok(())
     })
 }
@@ -185,9 +224,10 @@ pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count:
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_timestamp(result: *const hrm_result, timestamp: *mut i64) -> hrm_status {
     guard("hrm_result_timestamp", || {
-        let result = handle(result, "result")?;
+        // SAFETY: the caller guarantees a live result and a writable `timestamp` (checked not NULL).
+        let result = unsafe { handle(result, "result")? };
         out_arg(timestamp, "timestamp")?;
-        *timestamp = result.timestamp;
+        unsafe { *timestamp = result.timestamp };
         Ok(())
     })
 }
@@ -200,15 +240,14 @@ pub unsafe extern "C" fn hrm_result_timestamp(result: *const hrm_result, timesta
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize, face: *mut hrm_face) -> hrm_status {
     guard("hrm_result_face", || {
-        let result = handle(result, "result")?;
-        let target = arg(face, "face")?;
-        check_struct_size::<hrm_face>(target.struct_size, "hrm_face")?;
+        // SAFETY: the caller guarantees a live result.
+        let result = unsafe { handle(result, "result")? };
         let found = result.faces.get(index).ok_or_else(|| {
             Failure::invalid(format!("index {index} is past the result's {} faces", result.faces.len()))
         })?;
         let n = result.au_ids.len();
-        *face = hrm_face {
-            struct_size: target.struct_size,
+        let described = hrm_face {
+            struct_size: 0,
             score: found.score,
             bbox: found.bbox,
             keypoints: found.keypoints,
@@ -216,8 +255,10 @@ pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize
             au_ids: result.au_ids.as_ptr().cast(),
             probabilities: result.probabilities[index * n..].as_ptr(),
             present: result.present[index * n..].as_ptr(),
+            crop_transform: found.crop_transform,
         };
-        Ok(())
+        // SAFETY: the caller guarantees `face` points at an hrm_face of its struct_size.
+        unsafe { write_sized(face, &described, "face") }
     })
 }
 
@@ -227,5 +268,6 @@ pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize
 /// `result` is NULL or came from a detection call and was not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_free(result: *mut hrm_result) {
-    crate::handle::free("hrm_result_free", result);
+    // SAFETY: the caller guarantees the result is freed once.
+    unsafe { crate::handle::free("hrm_result_free", result) };
 }

@@ -2,68 +2,43 @@
 //! per thread, with its own inference state).
 
 use crate::handle::{give, handle};
-use crate::status::{guard, hrm_status, out_arg, str_arg, Failure, HRM_ERROR_CONFIG};
-use hrm_core::manifest::check_thresholds;
+use crate::status::{guard, hrm_status, out_arg, str_arg, Failure};
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{AuSet, BackendOptions, Config, LoadedModel, ModelDetector, ModelPackage};
-use hrm_tract::yunet::YunetDetector;
+use hrm_core::{AuClassifier, AuDetector, AuList, Config, LoadError, Runtime};
 use std::ffi::{c_char, CString};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
-/// A configuration and the models it names, loaded and verified once. Detectors are made from
-/// it and share its models' weights; it is read-only afterwards, so any number of threads may
-/// share one.
+/// A configuration and the models it names, loaded and verified once (hrm-core's [`Runtime`]).
+/// Detectors are made from it and share its models' weights; it is read-only afterwards, so any
+/// number of threads may share one.
 pub struct hrm_runtime {
-    config: Config,
-    package: ModelPackage,
-    /// The AU model as the backend loaded it: detectors share its weights and plans.
-    aus: Arc<dyn LoadedModel>,
-    /// The face detector as loaded; each detector runs a clone of it.
-    yunet: Option<Mutex<YunetDetector>>,
+    runtime: Runtime,
+    au_ids: &'static [StaticCStr],
 }
 
 impl hrm_runtime {
     fn new(config: Config) -> Result<hrm_runtime, Failure> {
-        let dir = config.model.clone().ok_or_else(|| {
-            Failure::new(
-                HRM_ERROR_CONFIG,
-                format!("{}: no `model` (the AU model package folder)", config.origin.display()),
-            )
+        let runtime = Runtime::load(config, &hrm_tract::registry()).map_err(|e| match e {
+            LoadError::Config(e) => Failure::config(e),
+            LoadError::Model(e) => Failure::model(e),
         })?;
-        let registry = hrm_tract::registry();
-        let backend = registry.get(&config.backend).map_err(Failure::config)?;
-        let package = ModelPackage::load(&dir).map_err(Failure::model)?;
-        check_thresholds(&config.origin, "thresholds", package.manifest.au_set, &config.thresholds, false)
-            .map_err(Failure::config)?;
-        let options = BackendOptions { threads: config.resolved_threads() };
-        let aus = backend.load(&package, &options).map_err(Failure::model)?;
-        let yunet = match &config.detector.model {
-            Some(model) => Some(Mutex::new(
-                YunetDetector::configured(model, &config.detector, config.resolved_threads())
-                    .map_err(Failure::model)?,
-            )),
-            None => None,
-        };
-        Ok(hrm_runtime { config, package, aus, yunet })
-    }
-
-    pub(crate) fn au_set(&self) -> AuSet {
-        self.package.manifest.au_set
+        let au_ids = au_ids(runtime.aus());
+        Ok(hrm_runtime { runtime, au_ids })
     }
 }
 
 /// What a detector runs: the whole pipeline, or, without a `[detector] model`, the AU model alone.
 enum Stages {
     Frames(Pipeline),
-    AlignedOnly(ModelDetector),
+    AlignedOnly(AuClassifier),
 }
 
 /// A detector: the runtime's models with inference state of its own. One thread at a time may
 /// use it (it may move between threads); give each thread its own detector.
 pub struct hrm_detector {
     stages: Stages,
-    pub(crate) au_set: AuSet,
+    pub(crate) au_ids: &'static [StaticCStr],
     /// Frames with more pixels are refused (`max_image_pixels`).
     pub(crate) max_pixels: u64,
     /// Batches of aligned faces with more pixels in all are refused.
@@ -72,19 +47,15 @@ pub struct hrm_detector {
 
 impl hrm_detector {
     fn new(runtime: &hrm_runtime) -> Result<hrm_detector, Failure> {
-        let config = &runtime.config;
-        let session = runtime.aus.session().map_err(Failure::model)?;
-        let aus = ModelDetector::new(runtime.package.clone(), session, config).map_err(Failure::config)?;
-        let stages = match &runtime.yunet {
-            Some(yunet) => {
-                let yunet = yunet.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-                Stages::Frames(Pipeline::new(Box::new(yunet), aus, config.alignment.clone()))
-            }
-            None => Stages::AlignedOnly(aus),
+        let (core, config) = (&runtime.runtime, runtime.runtime.config());
+        let stages = if core.has_face_detector() {
+            Stages::Frames(core.pipeline().map_err(Failure::model)?)
+        } else {
+            Stages::AlignedOnly(core.au_classifier().map_err(Failure::model)?)
         };
         Ok(hrm_detector {
             stages,
-            au_set: runtime.au_set(),
+            au_ids: runtime.au_ids,
             max_pixels: config.max_image_pixels,
             max_batch_pixels: config.max_batch_pixels(),
         })
@@ -94,13 +65,13 @@ impl hrm_detector {
         match &mut self.stages {
             Stages::Frames(pipeline) => Ok(pipeline),
             Stages::AlignedOnly(_) => Err(Failure::new(
-                HRM_ERROR_CONFIG,
+                crate::status::HRM_ERROR_CONFIG,
                 "the configuration has no [detector] model, which raw frames need (hrm_detect_aligned works without)",
             )),
         }
     }
 
-    pub(crate) fn au_detector(&mut self) -> &mut ModelDetector {
+    pub(crate) fn au_detector(&mut self) -> &mut dyn AuDetector {
         match &mut self.stages {
             Stages::Frames(pipeline) => pipeline.au_detector(),
             Stages::AlignedOnly(aus) => aus,
@@ -117,26 +88,23 @@ pub(crate) struct StaticCStr(*const c_char);
 unsafe impl Send for StaticCStr {}
 unsafe impl Sync for StaticCStr {}
 
-/// The AU ids of a set as static C strings, in the set's order.
-pub(crate) fn au_ids(set: AuSet) -> &'static [StaticCStr] {
-    static TABLES: OnceLock<Vec<(AuSet, Vec<StaticCStr>)>> = OnceLock::new();
-    let tables = TABLES.get_or_init(|| {
-        AuSet::ALL
-            .iter()
-            .map(|&set| {
-                let ids = set
-                    .aus()
-                    .iter()
-                    .map(|au| {
-                        let id = CString::new(au.id).expect("AU ids have no NUL");
-                        StaticCStr(Box::leak(id.into_boxed_c_str()).as_ptr())
-                    })
-                    .collect();
-                (set, ids)
-            })
-            .collect()
-    });
-    tables.iter().find(|(s, _)| *s == set).map(|(_, ids)| ids.as_slice()).unwrap_or(&[])
+/// The AU ids of a list as an array of static C strings, in the list's order. Each distinct list
+/// is made once and kept for the life of the process, as `hrm_runtime_au_ids` promises.
+pub(crate) fn au_ids(list: &AuList) -> &'static [StaticCStr] {
+    /// AU ids, and the C strings made for them.
+    type Table = (Vec<&'static str>, &'static [StaticCStr]);
+    static TABLES: Mutex<Vec<Table>> = Mutex::new(Vec::new());
+    let mut tables = TABLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let ids = list.ids();
+    if let Some((_, table)) = tables.iter().find(|(known, _)| *known == ids) {
+        return table;
+    }
+    let table: Vec<StaticCStr> = (ids.iter())
+        .map(|id| StaticCStr(Box::leak(CString::new(*id).expect("AU ids have no NUL").into_boxed_c_str()).as_ptr()))
+        .collect();
+    let table: &'static [StaticCStr] = Box::leak(table.into_boxed_slice());
+    tables.push((ids, table));
+    table
 }
 
 fn new_runtime(config: Result<Config, hrm_core::Error>, out: *mut *mut hrm_runtime) -> Result<(), Failure> {
@@ -160,7 +128,8 @@ fn new_runtime(config: Result<Config, hrm_core::Error>, out: *mut *mut hrm_runti
 #[no_mangle]
 pub unsafe extern "C" fn hrm_runtime_new_from_file(path: *const c_char, out: *mut *mut hrm_runtime) -> hrm_status {
     guard("hrm_runtime_new_from_file", || {
-        let path = str_arg(path, "path")?;
+        // SAFETY: the caller guarantees a NUL-terminated `path`.
+        let path = unsafe { str_arg(path, "path")? };
         out_arg(out, "out")?;
         new_runtime(Config::from_file(Path::new(path)), out)
     })
@@ -178,8 +147,10 @@ pub unsafe extern "C" fn hrm_runtime_new_from_string(
     out: *mut *mut hrm_runtime,
 ) -> hrm_status {
     guard("hrm_runtime_new_from_string", || {
-        let text = str_arg(toml, "toml")?;
-        let base = if base_dir.is_null() { PathBuf::new() } else { PathBuf::from(str_arg(base_dir, "base_dir")?) };
+        // SAFETY: the caller guarantees NUL-terminated `toml` and `base_dir` (or NULL).
+        let text = unsafe { str_arg(toml, "toml")? };
+        let base =
+            if base_dir.is_null() { PathBuf::new() } else { PathBuf::from(unsafe { str_arg(base_dir, "base_dir")? }) };
         out_arg(out, "out")?;
         let config = Config::from_toml(text, Path::new("<configuration string>")).map(|mut config| {
             config.resolve_paths(&base);
@@ -196,7 +167,8 @@ pub unsafe extern "C" fn hrm_runtime_new_from_string(
 /// `runtime` is NULL or came from `hrm_runtime_new_*` and was not freed before.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_runtime_free(runtime: *mut hrm_runtime) {
-    crate::handle::free("hrm_runtime_free", runtime);
+    // SAFETY: the caller guarantees no other thread uses the runtime.
+    unsafe { crate::handle::free("hrm_runtime_free", runtime) };
 }
 
 /// The AU ids the runtime's model reports, in the order of every result's probabilities
@@ -212,12 +184,15 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
     count: *mut usize,
 ) -> hrm_status {
     guard("hrm_runtime_au_ids", || {
-        let runtime = handle(runtime, "runtime")?;
+        // SAFETY: the caller guarantees a live runtime and writable `ids` and `count` (checked not
+        // NULL).
+        let runtime = unsafe { handle(runtime, "runtime")? };
         out_arg(ids, "ids")?;
         out_arg(count, "count")?;
-        let table = au_ids(runtime.au_set());
-        *ids = table.as_ptr().cast();
-        *count = table.len();
+        unsafe {
+            *ids = runtime.au_ids.as_ptr().cast();
+            *count = runtime.au_ids.len();
+        }
         Ok(())
     })
 }
@@ -234,9 +209,11 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
 #[no_mangle]
 pub unsafe extern "C" fn hrm_detector_new(runtime: *const hrm_runtime, out: *mut *mut hrm_detector) -> hrm_status {
     guard("hrm_detector_new", || {
-        let runtime = handle(runtime, "runtime")?;
+        // SAFETY: the caller guarantees a live runtime and a writable `out` (checked not NULL).
+        let runtime = unsafe { handle(runtime, "runtime")? };
         out_arg(out, "out")?;
-        give(out, hrm_detector::new(runtime)?);
+        let detector = hrm_detector::new(runtime)?;
+        unsafe { give(out, detector) };
         Ok(())
     })
 }
@@ -248,5 +225,6 @@ pub unsafe extern "C" fn hrm_detector_new(runtime: *const hrm_runtime, out: *mut
 /// thread is using it.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_detector_free(detector: *mut hrm_detector) {
-    crate::handle::free("hrm_detector_free", detector);
+    // SAFETY: the caller guarantees no other thread uses the detector.
+    unsafe { crate::handle::free("hrm_detector_free", detector) };
 }

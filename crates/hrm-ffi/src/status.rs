@@ -66,11 +66,14 @@ impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         let status = match error {
             Error::Io { .. } => HRM_ERROR_IO,
-            Error::Toml { .. } | Error::Field { .. } | Error::UnknownBackend { .. } => HRM_ERROR_CONFIG,
+            Error::Toml { .. }
+            | Error::Field { .. }
+            | Error::UnknownBackend { .. }
+            | Error::DuplicateBackend { .. } => HRM_ERROR_CONFIG,
             Error::Hash { .. } | Error::NotAPackage { .. } => HRM_ERROR_MODEL,
             Error::Decode { .. } => HRM_ERROR_DECODE,
             Error::InvalidInput(_) => HRM_ERROR_INVALID_ARGUMENT,
-            Error::Backend { .. } => HRM_ERROR_BACKEND,
+            Error::Backend { .. } | Error::ModelOutput { .. } => HRM_ERROR_BACKEND,
         };
         Failure::new(status, error.to_string())
     }
@@ -106,7 +109,8 @@ pub(crate) fn guard(function: &str, body: impl FnOnce() -> Result<(), Failure>) 
 /// # Safety
 /// A non-NULL `ptr` points at a live `T` for the duration of the call.
 pub(crate) unsafe fn arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
-    ptr.as_ref().ok_or_else(|| Failure::invalid(format!("`{name}` is NULL")))
+    // SAFETY: the caller guarantees a non-NULL `ptr` points at a live `T`.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::invalid(format!("`{name}` is NULL")))
 }
 
 /// A NUL-terminated UTF-8 string argument.
@@ -117,7 +121,8 @@ pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a s
     if ptr.is_null() {
         return Err(Failure::invalid(format!("`{name}` is NULL")));
     }
-    CStr::from_ptr(ptr).to_str().map_err(|_| Failure::invalid(format!("`{name}` is not UTF-8")))
+    // SAFETY: the caller guarantees a NUL-terminated string; `ptr` is not NULL.
+    unsafe { CStr::from_ptr(ptr) }.to_str().map_err(|_| Failure::invalid(format!("`{name}` is not UTF-8")))
 }
 
 /// Checks an out-parameter before any work, so a call with nowhere to put its result fails
@@ -151,13 +156,18 @@ pub unsafe extern "C" fn hrm_last_error(buf: *mut c_char, cap: usize, needed: *m
                 return HRM_ERROR_INVALID_ARGUMENT;
             }
             if !needed.is_null() {
-                *needed = size;
+                // SAFETY: the caller guarantees a non-NULL `needed` is writable.
+                unsafe { *needed = size };
             }
             if cap < size {
                 return HRM_ERROR_BUFFER_TOO_SMALL;
             }
-            std::ptr::copy_nonoverlapping(last.as_ptr(), buf.cast::<u8>(), last.len());
-            *buf.add(last.len()) = 0;
+            // SAFETY: the caller guarantees `buf` is writable for `cap` bytes, and the message
+            // with its NUL (`size` bytes) fits in `cap`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(last.as_ptr(), buf.cast::<u8>(), last.len());
+                *buf.add(last.len()) = 0;
+            }
             HRM_OK
         })
     });

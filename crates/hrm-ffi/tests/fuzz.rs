@@ -52,6 +52,7 @@ fn descriptor(bytes: &[u8]) -> (hrm_image, &[u8]) {
         data: std::ptr::null(),
         timestamp: word(5) as i64,
         flags: small(word(7), 3),
+        reserved: 0,
     };
     (image, bytes.get(32..).unwrap_or_default())
 }
@@ -163,6 +164,7 @@ fn an_aligned_batch_over_the_pixel_budget_is_refused_before_any_copy() {
         data: pixels.as_ptr(),
         timestamp: 0,
         flags: HRM_IMAGE_BOTTOM_UP,
+        reserved: 0,
     };
     let faces = [&face as *const hrm_image; 5];
     let mut result = std::ptr::null_mut();

@@ -1,21 +1,24 @@
-//! The `tract` backend: a model package's ONNX graph run by tract-onnx on the CPU.
+//! The `tract` backend: ONNX graphs run by tract-onnx on the CPU.
 //!
-//! The graph is loaded and decluttered once with a symbolic batch size; an optimised plan is then
-//! made for each batch size the caller uses, because tract optimises best with concrete shapes.
-//! Sessions made from one loaded model share its weights and plans (the C ABI's detectors on
-//! one runtime); each keeps its own run buffers and a pool of `threads` threads for matrix
-//! products, which it joins when dropped.
+//! A graph whose inputs vary only in their batch is loaded and decluttered once with a symbolic
+//! batch, then optimised for each batch size the caller uses, because tract optimises best with
+//! concrete shapes; a graph with free sizes (YuNet's frame) is prepared for each input shape it
+//! meets. Sessions made from one loaded model share its plans (the C ABI's detectors on one
+//! runtime); each keeps its own run states and a pool of `threads` threads for matrix products,
+//! which it joins when dropped.
 //!
-//! Batches of a convolutional network are run one image at a time: tract's batched convolutions
-//! cost twice as much per image as single ones on a 2-core AVX2 machine (ResNet-50: 150 ms/image
-//! at batch 8, 72 ms at batch 1), while a ViT's batched matrix products gain a little.
+//! With the `one_image_per_run` hint, batches run one image at a time: tract's batched
+//! convolutions cost twice as much per image as single ones on a 2-core AVX2 machine (ResNet-50:
+//! 150 ms/image at batch 8, 72 ms at batch 1), while a ViT's batched matrix products gain a little.
 
 mod pool;
 mod threads;
-pub mod yunet;
 
-use hrm_core::manifest::Architecture;
-use hrm_core::{Backend, BackendOptions, BackendRegistry, Error, InferenceSession, LoadedModel, ModelPackage, Result};
+use hrm_backend::backend::MAX_GRAPH_BYTES;
+use hrm_backend::{
+    Backend, BackendOptions, BackendRegistry, Dim, Error, GraphSpec, InferenceSession, LoadedModel, Result, Tensor,
+    TensorView,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use threads::Pool;
@@ -26,7 +29,7 @@ pub const NAME: &str = "tract";
 /// A registry of the backends built in: `tract`.
 pub fn registry() -> BackendRegistry {
     let mut registry = BackendRegistry::default();
-    registry.register(Box::new(TractBackend));
+    registry.register(Box::new(TractBackend)).expect("an empty registry takes any name");
     registry
 }
 
@@ -39,61 +42,151 @@ impl Backend for TractBackend {
         NAME
     }
 
-    fn load(&self, package: &ModelPackage, options: &BackendOptions) -> Result<Arc<dyn LoadedModel>> {
-        Ok(Arc::new(TractModel(Arc::new(SharedGraph::load(package, options.threads)?))))
+    /// tract takes no settings: its threads are the configuration's `threads`.
+    fn check_settings(&self, options: &BackendOptions) -> Result<()> {
+        options.check_known_settings(NAME, &[])
+    }
+
+    fn load(&self, graph: &GraphSpec, options: &BackendOptions) -> Result<Arc<dyn LoadedModel>> {
+        Ok(Arc::new(TractModel(Arc::new(SharedGraph::load(graph, options.threads)?))))
     }
 }
 
-/// A package's graph, loaded and decluttered once with a symbolic batch size, and the optimised
-/// plans made from it so far, which every session shares.
+fn backend_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Backend { backend: NAME.into(), message: format!("{what}: {e:#}") }
+}
+
+/// The graph as loaded, before shapes are fixed.
+enum Prepared {
+    /// Decluttered once, the batch a symbol.
+    Symbolic { model: TypedModel, batch: Symbol },
+    /// Prepared anew for each input shape.
+    PerShape(InferenceModel),
+}
+
+/// A graph and the optimised plans made from it so far, which every session shares.
 struct SharedGraph {
-    model: TypedModel,
-    batch: Symbol,
-    input_shape: [usize; 3],
-    /// Largest batch handed to tract at once (1 for convolutional networks).
-    max_batch: usize,
+    file: String,
+    prepared: Prepared,
+    inputs: Vec<Vec<Dim>>,
+    one_image_per_run: bool,
     threads: usize,
-    plans: Mutex<HashMap<usize, Arc<TypedSimplePlan>>>,
+    plans: Mutex<HashMap<Vec<Vec<usize>>, Arc<TypedSimplePlan>>>,
 }
 
 impl SharedGraph {
-    fn load(package: &ModelPackage, threads: usize) -> Result<SharedGraph> {
-        let path = package.onnx_path();
-        let spec = &package.manifest.input;
-        let input_shape = [3, spec.height, spec.width];
-        let what = format!("loading {}", path.display());
-        let mut model = tract_onnx::onnx().model_for_path(&path).map_err(|e| backend_error(&what, e))?;
-        let batch = model.symbols.sym("N");
-        let fact =
-            f32::fact([batch.to_dim(), input_shape[0].to_dim(), input_shape[1].to_dim(), input_shape[2].to_dim()]);
-        model.set_input_fact(0, fact.into()).map_err(|e| backend_error(&what, e))?;
-        let model = model.into_typed().and_then(|m| m.into_decluttered()).map_err(|e| backend_error(&what, e))?;
-        let max_batch = match package.manifest.architecture {
-            Architecture::Resnet { .. } => 1,
-            Architecture::Vit { .. } => usize::MAX,
+    fn load(spec: &GraphSpec, threads: usize) -> Result<SharedGraph> {
+        let file = spec.path.display().to_string();
+        let what = format!("loading {file}");
+        let onnx = tract_onnx::onnx();
+        // Read here, a regular file of bounded size, rather than mapped by tract: a FIFO or
+        // /dev/zero given as a model is an error, not a hang.
+        let bytes = hrm_backend::files::read_regular_file(&spec.path, MAX_GRAPH_BYTES)?;
+        let mut proto = onnx.proto_model_for_read(&mut bytes.as_slice()).map_err(|e| backend_error(&what, e))?;
+        // The shapes an export records for intermediate values are not used: the spec's are.
+        if let Some(graph) = proto.graph.as_mut() {
+            graph.value_info.clear();
+        }
+        let dir = spec.path.parent().and_then(|d| d.to_str());
+        let parsed = onnx.parse(&proto, dir).map_err(|e| backend_error(&what, e))?;
+        if !parsed.unresolved_inputs.is_empty() {
+            return Err(backend_error(&what, format!("unresolved inputs {:?}", parsed.unresolved_inputs)));
+        }
+        let mut model = parsed.model;
+        if model.input_outlets().map_or(0, |o| o.len()) != spec.inputs.len() {
+            let found = model.input_outlets().map_or(0, |o| o.len());
+            return Err(backend_error(&what, format!("the graph has {found} inputs, {} expected", spec.inputs.len())));
+        }
+        let prepared = if spec.inputs.iter().flatten().any(|d| *d == Dim::Any) {
+            Prepared::PerShape(model)
+        } else {
+            let batch = model.symbols.sym("N");
+            for (i, dims) in spec.inputs.iter().enumerate() {
+                let shape: TVec<TDim> = dims
+                    .iter()
+                    .map(|d| match d {
+                        Dim::Fixed(n) => n.to_dim(),
+                        Dim::Batch | Dim::Any => batch.to_dim(),
+                    })
+                    .collect();
+                model.set_input_fact(i, f32::fact(shape).into()).map_err(|e| backend_error(&what, e))?;
+            }
+            let model = model
+                .into_typed()
+                .and_then(|m| m.into_decluttered())
+                .and_then(|mut m| pool::fuse_max_pools(&mut m).map(|_| m))
+                .map_err(|e| backend_error(&what, e))?;
+            Prepared::Symbolic { model, batch }
         };
-        Ok(SharedGraph { model, batch, input_shape, max_batch, threads, plans: Mutex::default() })
+        Ok(SharedGraph {
+            file,
+            prepared,
+            inputs: spec.inputs.clone(),
+            one_image_per_run: spec.hints.one_image_per_run,
+            threads,
+            plans: Mutex::default(),
+        })
     }
 
-    /// The optimised plan for a batch size, made on first use.
-    fn plan(&self, batch: usize) -> Result<Arc<TypedSimplePlan>> {
+    /// Checks input shapes against the spec: fixed sizes as declared, one batch size for all.
+    fn check_inputs(&self, inputs: &[TensorView<'_>]) -> Result<()> {
+        let mut batch = None;
+        let fits = inputs.len() == self.inputs.len()
+            && inputs.iter().zip(&self.inputs).all(|(tensor, dims)| {
+                tensor.shape().len() == dims.len()
+                    && tensor.shape().iter().zip(dims).all(|(&size, dim)| match dim {
+                        Dim::Fixed(n) => size == *n,
+                        Dim::Any => size > 0,
+                        Dim::Batch => size > 0 && *batch.get_or_insert(size) == size,
+                    })
+            });
+        if fits {
+            return Ok(());
+        }
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+        Err(Error::InvalidInput(format!("{}: inputs of shapes {shapes:?} do not fit {:?}", self.file, self.inputs)))
+    }
+
+    /// The optimised plan for these input shapes, made on first use.
+    fn plan(&self, shapes: &[Vec<usize>]) -> Result<Arc<TypedSimplePlan>> {
         let mut plans = self.plans.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(plan) = plans.get(&batch) {
+        if let Some(plan) = plans.get(shapes) {
             return Ok(plan.clone());
         }
-        let values = HashMap::from([(self.batch.clone(), (batch as i64).to_dim())]);
-        let plan = self
-            .model
-            .set_symbols(&values)
+        let what = format!("preparing {} for inputs {shapes:?}", self.file);
+        let typed = match &self.prepared {
+            Prepared::Symbolic { model, batch } => {
+                let size = self.batch_of(shapes).unwrap_or(1);
+                model.set_symbols(&HashMap::from([(batch.clone(), (size as i64).to_dim())]))
+            }
+            Prepared::PerShape(model) => {
+                let mut model = model.clone();
+                for (i, shape) in shapes.iter().enumerate() {
+                    model = model.with_input_fact(i, f32::fact(shape).into()).map_err(|e| backend_error(&what, e))?;
+                }
+                model.into_typed().and_then(|m| m.into_decluttered()).and_then(|mut m| {
+                    pool::fuse_max_pools(&mut m)?;
+                    Ok(m)
+                })
+            }
+        };
+        let plan = typed
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(|e| backend_error(&format!("optimising for batch {batch}"), e))?;
-        plans.insert(batch, plan.clone());
+            .map_err(|e| backend_error(&what, e))?;
+        plans.insert(shapes.to_vec(), plan.clone());
         Ok(plan)
+    }
+
+    /// The batch size of these inputs, if any input has a batch.
+    fn batch_of(&self, shapes: &[Vec<usize>]) -> Option<usize> {
+        self.inputs.iter().zip(shapes).find_map(|(dims, shape)| {
+            dims.iter().zip(shape).find_map(|(dim, &size)| (*dim == Dim::Batch).then_some(size))
+        })
     }
 }
 
-/// A loaded model: sessions made from it share its graph, weights and plans.
+/// A loaded model: sessions made from it share its graph and plans.
 pub struct TractModel(Arc<SharedGraph>);
 
 impl LoadedModel for TractModel {
@@ -102,50 +195,82 @@ impl LoadedModel for TractModel {
     }
 }
 
-/// One user's run states (one per batch size: they reuse their buffers) over a shared model.
+/// One user's run states (one per input shape: they reuse their buffers) over a shared model.
 pub struct TractSession {
     graph: Arc<SharedGraph>,
-    states: HashMap<usize, TypedSimpleState>,
+    states: HashMap<Vec<Vec<usize>>, TypedSimpleState>,
     pool: Arc<Pool>,
 }
 
-fn backend_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Backend { backend: NAME.into(), message: format!("{what}: {e:#}") }
-}
-
 impl TractSession {
-    fn state(&mut self, batch: usize) -> Result<&mut TypedSimpleState> {
-        if !self.states.contains_key(&batch) {
-            let state =
-                self.graph.plan(batch)?.spawn().map_err(|e| backend_error(&format!("preparing batch {batch}"), e))?;
-            self.states.insert(batch, state);
+    /// Runs the graph once on inputs already checked.
+    fn run_once(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>> {
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        if !self.states.contains_key(&shapes) {
+            let state = self.graph.plan(&shapes)?.spawn().map_err(|e| backend_error("preparing a run", e))?;
+            self.states.insert(shapes.clone(), state);
         }
-        Ok(self.states.get_mut(&batch).expect("inserted above"))
+        let state = self.states.get_mut(&shapes).expect("inserted above");
+        let values = inputs
+            .iter()
+            .map(|t| Tensor_::from_shape(t.shape(), t.data()).map(|t| t.into_tvalue()))
+            .collect::<TractResult<TVec<TValue>>>()
+            .map_err(|e| backend_error("input", e))?;
+        let outputs = threads::run_in(self.pool.executor(), || state.run(values))
+            .map_err(|e| backend_error(&format!("running {}", self.graph.file), e))?;
+        outputs
+            .iter()
+            .map(|output| {
+                let view = output.to_plain_array_view::<f32>().map_err(|e| backend_error("output", e))?;
+                Tensor::new(view.shape().to_vec(), view.iter().copied().collect())
+            })
+            .collect()
     }
 }
 
+/// tract's tensor type, named apart from hrm's.
+type Tensor_ = tract_onnx::prelude::Tensor;
+
 impl InferenceSession for TractSession {
-    fn run(&mut self, input: &[f32], batch: usize) -> Result<Vec<f32>> {
-        let [c, h, w] = self.graph.input_shape;
-        if batch == 0 || input.len() != batch * c * h * w {
-            return Err(Error::InvalidInput(format!(
-                "the input holds {} values, {batch} images of {c}x{h}x{w} need {}",
-                input.len(),
-                batch * c * h * w
-            )));
+    fn run(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>> {
+        self.graph.check_inputs(inputs)?;
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        let batch = self.graph.batch_of(&shapes).unwrap_or(1);
+        if !self.graph.one_image_per_run || batch == 1 {
+            return self.run_once(inputs);
         }
-        let per_image = c * h * w;
-        let mut result = Vec::new();
-        for chunk in input.chunks(per_image * batch.min(self.graph.max_batch)) {
-            let n = chunk.len() / per_image;
-            let tensor = Tensor::from_shape(&[n, c, h, w], chunk).map_err(|e| backend_error("input", e))?;
-            let executor = self.pool.executor();
-            let state = self.state(n)?;
-            let outputs = threads::run_in(executor, || state.run(tvec!(tensor.into())))
-                .map_err(|e| backend_error("running the graph", e))?;
-            let output = outputs[0].to_plain_array_view::<f32>().map_err(|e| backend_error("output", e))?;
-            result.extend(output.iter().copied());
+        // One item at a time, the outputs joined along their first axis.
+        let mut joined: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
+        for item in 0..batch {
+            let slices: Vec<(Vec<usize>, &[f32])> = inputs
+                .iter()
+                .zip(&self.graph.inputs)
+                .map(|(tensor, dims)| match dims.first() {
+                    Some(Dim::Batch) => {
+                        let per_item = tensor.data().len() / batch;
+                        let mut shape = tensor.shape().to_vec();
+                        shape[0] = 1;
+                        (shape, &tensor.data()[item * per_item..][..per_item])
+                    }
+                    _ => (tensor.shape().to_vec(), tensor.data()),
+                })
+                .collect();
+            let views = slices.iter().map(|(shape, data)| TensorView::new(shape, data)).collect::<Result<Vec<_>>>()?;
+            let outputs = self.run_once(&views)?;
+            joined.resize_with(outputs.len(), Default::default);
+            for ((shape, data), output) in joined.iter_mut().zip(outputs) {
+                *shape = output.shape().to_vec();
+                data.extend_from_slice(output.data());
+            }
         }
-        Ok(result)
+        joined
+            .into_iter()
+            .map(|(mut shape, data)| {
+                if let Some(first) = shape.first_mut() {
+                    *first *= batch;
+                }
+                Tensor::new(shape, data)
+            })
+            .collect()
     }
 }

@@ -6,7 +6,7 @@
 //! scheduler) free the records those threads registered. A program that frees every libhrm
 //! object then exits with no libhrm thread running and nothing lost (valgrind checks this).
 
-use hrm_core::error::panic_message;
+use hrm_backend::error::panic_message;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;

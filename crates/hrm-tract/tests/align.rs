@@ -2,10 +2,9 @@
 //! same crop.
 
 use hrm_core::align::{align, warp, AlignmentConfig, Similarity};
-use hrm_core::face::{DetectionLimits, FaceDetector};
+use hrm_core::face::{FaceDetector, YunetDetector};
 use hrm_core::image::decode_file;
 use hrm_core::RgbImage;
-use hrm_tract::yunet::YunetDetector;
 use std::path::Path;
 
 mod common;
@@ -47,8 +46,7 @@ const POSES: [(f32, f32); 4] = [(12.0, 0.8), (-20.0, 1.3), (5.0, 0.6), (0.0, 1.0
 
 #[test]
 fn given_the_same_keypoints_any_pose_aligns_to_the_same_crop() {
-    let model = repo().join("../shared/models/yunet_s_640_640.onnx");
-    let mut detector = YunetDetector::load(&model, None, DetectionLimits::default(), 4096, 2).unwrap();
+    let mut detector = common::yunet("yunet_s_640_640.onnx", None);
     let photo = decode_file(&repo().join("../shared/images/single_face.jpg")).unwrap();
     let face = detector.detect(&photo.view()).unwrap().remove(0);
     let config = AlignmentConfig::default();
@@ -72,8 +70,7 @@ fn given_the_same_keypoints_any_pose_aligns_to_the_same_crop() {
 fn detected_and_aligned_at_any_pose_the_face_lands_in_the_same_place() {
     // End to end, YuNet's keypoints move by a few pixels with the pose (its outputs are not
     // equivariant to shifts below its 32-pixel stride), so the crops agree to a few percent.
-    let model = repo().join("../shared/models/yunet_s_640_640.onnx");
-    let mut detector = YunetDetector::load(&model, None, DetectionLimits::default(), 4096, 2).unwrap();
+    let mut detector = common::yunet("yunet_s_640_640.onnx", None);
     let photo = decode_file(&repo().join("../shared/images/single_face.jpg")).unwrap();
     let (reference, photo_to_crop) = aligned(&mut detector, &photo);
     if let Ok(dir) = std::env::var("HRM_SAVE_ALIGNED") {

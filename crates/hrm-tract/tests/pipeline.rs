@@ -1,24 +1,15 @@
 //! The whole pipeline on caller frames: every pixel layout and stride gives the faces and AUs the
 //! RGB image gives, and degenerate frames give an empty result.
 
-use hrm_core::align::AlignmentConfig;
-use hrm_core::face::DetectionLimits;
 use hrm_core::image::decode_file;
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{Config, ImageView, ModelDetector, PixelFormat};
-use hrm_tract::yunet::YunetDetector;
+use hrm_core::{ImageView, PixelFormat};
 
 mod common;
 use common::repo;
 
 fn pipeline() -> Pipeline {
-    let registry = hrm_tract::registry();
-    let config = Config { threads: 2, ..Config::default() };
-    let aus =
-        ModelDetector::open(&config, Some(&repo().join("tests/fixtures/packages/resnet_basic")), &registry).unwrap();
-    let model = repo().join("../shared/models/yunet_s_640_640.onnx");
-    let faces = YunetDetector::load(&model, None, DetectionLimits::default(), 4096, 2).unwrap();
-    Pipeline::new(Box::new(faces), aus, AlignmentConfig::default())
+    common::runtime(1).pipeline().unwrap()
 }
 
 #[test]

@@ -2,10 +2,9 @@
 //! by tools/opencv_reference.py): the same number of faces on every shared photograph, and every
 //! keypoint within 3 px of OpenCV's in the image's own pixels.
 
-use hrm_core::face::{intersection_over_union, DetectionLimits, Face, FaceDetector};
+use hrm_core::face::{intersection_over_union, Face, FaceDetector, YunetDetector};
 use hrm_core::image::decode_file;
 use hrm_core::{ImageView, PixelFormat};
-use hrm_tract::yunet::YunetDetector;
 
 mod common;
 use common::repo;
@@ -15,8 +14,7 @@ fn reference() -> serde_json::Value {
 }
 
 fn detector(model: &str) -> YunetDetector {
-    YunetDetector::load(&repo().join("../shared/models").join(model), None, DetectionLimits::default(), 4096, 2)
-        .unwrap()
+    common::yunet(model, None)
 }
 
 fn centre(bbox: &[f32; 4]) -> [f32; 2] {
@@ -67,8 +65,7 @@ fn the_640_model_letterboxed_finds_the_same_faces() {
     // Letterboxing shrinks multi_face.jpg (1000x667) to 0.64, so the network sees less detail and
     // its keypoints move by up to about 10 px: the same faces, boxes overlapping OpenCV's. The
     // default runs at the frame's own size, which matches OpenCV to a hundredth of a pixel.
-    let path = repo().join("../shared/models/yunet_s_640_640.onnx");
-    let mut detector = YunetDetector::load(&path, Some((640, 640)), DetectionLimits::default(), 4096, 2).unwrap();
+    let mut detector = common::yunet("yunet_s_640_640.onnx", Some([640, 640]));
     for (name, want) in reference()["images"].as_object().unwrap() {
         let image = decode_file(&repo().join("../shared/images").join(name)).unwrap();
         let faces = detector.detect(&image.view()).unwrap();

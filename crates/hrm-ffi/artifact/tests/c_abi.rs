@@ -3,8 +3,7 @@
 //! threads, and the Unity package's C# on mono. Needs cc, c++, pkg-config, cmake, valgrind,
 //! mcs and mono (`.ci/run` installs them); a missing tool fails the test, never skips it.
 
-use hrm_core::pipeline::Pipeline;
-use hrm_core::{Config, ModelDetector};
+use hrm_core::{Config, Runtime};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -170,15 +169,7 @@ fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
     )
     .unwrap();
     let config = Config::from_file(&repo().join("configs/cpu.toml")).unwrap();
-    let registry = hrm_tract::registry();
-    let yunet = hrm_tract::yunet::YunetDetector::configured(
-        config.detector.model.as_ref().unwrap(),
-        &config.detector,
-        config.resolved_threads(),
-    )
-    .unwrap();
-    let aus = ModelDetector::open(&config, None, &registry).unwrap();
-    let mut pipeline = Pipeline::new(Box::new(yunet), aus, config.alignment.clone());
+    let mut pipeline = Runtime::load(config, &hrm_tract::registry()).unwrap().pipeline().unwrap();
 
     assert_eq!(printed.len(), PHOTOS.len());
     for ((path, faces), name) in printed.iter().zip(PHOTOS) {
@@ -208,9 +199,10 @@ fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
             for (printed, exact) in face.bbox.iter().zip(direct.face.bbox) {
                 assert!((printed - exact).abs() <= 0.006, "{name}: box {:?} vs {:?}", face.bbox, direct.face.bbox);
             }
-            let au_set = pipeline.au_detector().package().manifest.au_set;
+            let aus = pipeline.au_detector().aus().clone();
+            assert_eq!(face.aus.len(), aus.len(), "{name}: AUs, C ABI vs Rust");
             for (a, (id, p, present)) in face.aus.iter().enumerate() {
-                assert_eq!(id, au_set.aus()[a].id);
+                assert_eq!(id, aus.aus()[a].id);
                 assert_eq!(*p, direct.aus.probabilities[a], "{name} {id}: probability, C ABI vs Rust");
                 assert_eq!(*present, direct.aus.present[a], "{name} {id}: presence, C ABI vs Rust");
             }

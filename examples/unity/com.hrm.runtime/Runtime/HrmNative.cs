@@ -25,6 +25,7 @@ namespace Hrm
             public IntPtr data;
             public long timestamp;
             public uint flags;
+            public uint reserved;
         }
 
         [StructLayout(LayoutKind.Sequential)]

@@ -2,16 +2,14 @@
 //! give PyTorch's answers (the probabilities recorded by tools/make_fixtures.py).
 
 use hrm_core::image::decode_file;
-use hrm_core::{AuDetector, BackendRegistry, Config, ImageView, ModelDetector, PixelFormat, RgbImage};
+use hrm_core::{AuClassifier, AuDetector, BackendRegistry, Config, ImageView, PixelFormat, RgbImage, Runtime};
 use std::path::PathBuf;
 
 mod common;
 use common::repo;
 
-fn detector(batch_size: usize) -> ModelDetector {
-    let registry = hrm_tract::registry();
-    let config = Config { batch_size, threads: 2, ..Config::default() };
-    ModelDetector::open(&config, Some(&repo().join("tests/fixtures/packages/resnet_basic")), &registry).unwrap()
+fn detector(batch_size: usize) -> AuClassifier {
+    common::runtime(batch_size).au_classifier().unwrap()
 }
 
 fn photographs() -> Vec<(String, RgbImage)> {
@@ -33,7 +31,8 @@ fn pytorch(name: &str) -> Vec<f64> {
 }
 
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
-    assert_eq!(got.len(), want.len());
+    assert_eq!(got.len(), want.len(), "{what}: AUs");
+    assert_eq!(got.len(), 22, "{what}: AUs");
     for (g, w) in got.iter().zip(want) {
         assert!((*g as f64 - w).abs() <= 1e-4, "{what}: {g} vs PyTorch {w}");
     }
@@ -100,10 +99,8 @@ fn batch_sizes_do_not_change_the_answers() {
 #[test]
 fn an_unknown_backend_is_named() {
     let registry = BackendRegistry::default();
-    let config = Config { backend: "cuda".into(), ..Config::default() };
-    let err = ModelDetector::open(&config, Some(&repo().join("tests/fixtures/packages/resnet_basic")), &registry)
-        .err()
-        .unwrap()
-        .to_string();
+    let mut config = Config { backend: "cuda".into(), ..Config::default() };
+    config.model = Some(repo().join("tests/fixtures/packages/resnet_basic"));
+    let err = Runtime::load(config, &registry).err().unwrap().to_string();
     assert!(err.contains("unknown backend `cuda`"), "{err}");
 }

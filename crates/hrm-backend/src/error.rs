@@ -1,4 +1,5 @@
-//! One error type for the whole runtime. Every variant names what went wrong and where.
+//! One error type for the whole runtime, backends included. Every variant names what went wrong
+//! and where.
 
 use std::path::PathBuf;
 
@@ -39,9 +40,18 @@ pub enum Error {
     #[error("unknown backend `{name}` (registered: {known})")]
     UnknownBackend { name: String, known: String },
 
+    /// A second backend was registered under a name already taken.
+    #[error("a backend named `{name}` is already registered")]
+    DuplicateBackend { name: String },
+
     /// A backend failed to load or run a model.
     #[error("backend `{backend}`: {message}")]
     Backend { backend: String, message: String },
+
+    /// A model gave outputs that are not what its manifest declares (their number, their shape,
+    /// values out of the declared range): the package does not describe its graph.
+    #[error("model `{model}`: {message}")]
+    ModelOutput { model: String, message: String },
 }
 
 impl Error {
