@@ -49,10 +49,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The ABI version this header describes. It changes only when a change breaks programs built
-// against an earlier header; compare it with `hrm_abi_version()` at start-up.
-#define HRM_ABI_VERSION 1
-
 // 3 bytes per pixel: red, green, blue.
 #define HRM_PIXEL_FORMAT_RGB8 0
 
@@ -89,6 +85,11 @@
 // `sizeof(hrm_face)` in version 1 of this header (up to and including `present`): the smallest
 // `struct_size` accepted.
 #define HRM_FACE_SIZE_V1 96
+
+// The ABI version this header describes. It changes only when a change breaks programs built
+// against an earlier header (structs growing at the end do not); compare it with
+// `hrm_abi_version()` at start-up.
+#define HRM_ABI_VERSION 1
 
 // A photograph decoded by libhrm into RGB8 (for programs with no image library of their own).
 // Immutable: any thread may read it; free it once, from any thread.
@@ -135,8 +136,9 @@ typedef struct hrm_image {
   int64_t timestamp;
   // 0, or `HRM_IMAGE_BOTTOM_UP`.
   uint32_t flags;
-  // Must be 0: it keeps the layout free of padding, and a later version may give it a meaning
-  // (0 keeping today's behaviour).
+  // Set it to 0; this version ignores it. It fills what was tail padding in version 1 (whose
+  // programs may leave garbage there), so a later version gives it a meaning only together
+  // with a new bit in `flags`.
   uint32_t reserved;
 } hrm_image;
 

@@ -8,11 +8,21 @@ use common::*;
 const TOLERANCE: f64 = 1e-4;
 
 fn check_fixture(name: &str) {
+    check_fixture_in_batches(name, 1);
+}
+
+/// `hrm detect --aligned` with `batch_size` faces per inference call, against PyTorch's
+/// probabilities (which are PyTorch's own per image: in eval mode its outputs do not depend on
+/// the batch).
+fn check_fixture_in_batches(name: &str, batch_size: usize) {
     let dir = tempfile::tempdir().unwrap();
     let package = dir.path().join(name);
     convert_fixture(name, &package);
+    let config = dir.path().join("batched.toml");
+    std::fs::write(&config, format!("batch_size = {batch_size}\n")).unwrap();
     let images = shared_images();
-    let mut args = vec!["detect", "--aligned", "--format", "json", "--model", path(&package)];
+    let mut args =
+        vec!["detect", "--aligned", "--format", "json", "--config", path(&config), "--model", path(&package)];
     args.extend(images.iter().map(|p| path(p)));
     let output = hrm(&args);
     assert!(output.status.success(), "hrm detect: {}", stderr(&output));
@@ -32,6 +42,7 @@ fn check_fixture(name: &str) {
         assert_eq!(ids.len(), 22);
         let file_name = image.file_name().unwrap().to_str().unwrap();
         let want = reference[file_name].as_array().unwrap();
+        assert_eq!(want.len(), aus.len(), "{name} {file_name}: PyTorch's AUs against hrm's");
         for ((id, got), want) in aus.iter().zip(want) {
             let (got, want) = (got.as_f64().unwrap(), want.as_f64().unwrap());
             worst = worst.max((got - want).abs());
@@ -45,6 +56,14 @@ fn check_fixture(name: &str) {
 #[test]
 fn mae_face_with_global_pooling_matches_pytorch() {
     check_fixture("mae_face_gap");
+}
+
+/// A ViT runs its batches whole on tract (a ResNet runs image by image): 6 faces at batch 4 are a
+/// batch of 4 and one of 2, and at batch 6 one batch of 6.
+#[test]
+fn mae_face_in_batches_of_4_and_6_matches_pytorch() {
+    check_fixture_in_batches("mae_face_gap", 4);
+    check_fixture_in_batches("mae_face_gap", 6);
 }
 
 #[test]
@@ -85,6 +104,8 @@ fn csv_output_has_the_hrm_demo_layout_and_a_probability_table() {
     assert_eq!(rows.next().unwrap(), "frame,1,2,4,6,7,9,10,12,14,15,16,17,18,19,20,23,24,25,27,28,32,43");
     let mut prob_rows = probabilities.lines();
     assert!(prob_rows.next().unwrap().starts_with("file,frame,1,2,4,"));
+    assert_eq!(presence.lines().count(), images.len() + 1, "a header and one row per image");
+    assert_eq!(probabilities.lines().count(), images.len() + 1, "a header and one row per image");
     let expected = expected();
     for (index, (image, (row, prob_row))) in images.iter().zip(rows.zip(prob_rows)).enumerate() {
         let flags: Vec<&str> = row.split(',').collect();
@@ -97,6 +118,7 @@ fn csv_output_has_the_hrm_demo_layout_and_a_probability_table() {
         assert_eq!(flags[0], frame);
         let want = &expected["fixtures"]["mae_face_cls"]["probabilities"][image.file_name().unwrap().to_str().unwrap()];
         let probs: Vec<f64> = prob_row.split(',').skip(2).map(|v| v.parse().unwrap()).collect();
+        assert_eq!((flags.len(), probs.len()), (23, 22), "a frame column and 22 AUs");
         for (i, (flag, p)) in flags[1..].iter().zip(&probs).enumerate() {
             let want = want[i].as_f64().unwrap();
             assert!((p - want).abs() <= TOLERANCE);

@@ -23,7 +23,9 @@ fn configs_cpu_toml_runs_as_shipped_and_matches_pytorch() {
     assert!(output.status.success(), "{}", stderr(&output));
     let row: serde_json::Value = serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
     let want = &expected()["fixtures"]["resnet_basic"]["probabilities"][image.file_name().unwrap().to_str().unwrap()];
-    for (i, got) in row["aus"].as_object().unwrap().values().enumerate() {
+    let aus = row["aus"].as_object().unwrap();
+    assert_eq!((aus.len(), want.as_array().unwrap().len()), (22, 22), "hrm's AUs and PyTorch's");
+    for (i, got) in aus.values().enumerate() {
         assert!((got.as_f64().unwrap() - want[i].as_f64().unwrap()).abs() < 1e-4);
     }
 }

@@ -58,8 +58,9 @@ pub struct hrm_image {
     pub timestamp: i64,
     /// 0, or `HRM_IMAGE_BOTTOM_UP`.
     pub flags: u32,
-    /// Must be 0: it keeps the layout free of padding, and a later version may give it a meaning
-    /// (0 keeping today's behaviour).
+    /// Set it to 0; this version ignores it. It fills what was tail padding in version 1 (whose
+    /// programs may leave garbage there), so a later version gives it a meaning only together
+    /// with a new bit in `flags`.
     pub reserved: u32,
 }
 
@@ -190,9 +191,6 @@ impl<'a> Frame<'a> {
         }
         if image.flags & !HRM_IMAGE_BOTTOM_UP != 0 {
             return Err(Failure::invalid(format!("{name}: unknown flags {:#x}", image.flags)));
-        }
-        if image.reserved != 0 {
-            return Err(Failure::invalid(format!("{name}: reserved is {}, expected 0", image.reserved)));
         }
         if image.data.is_null() {
             return Err(Failure::invalid(format!("{name}: data is NULL")));

@@ -30,9 +30,8 @@ pub use status::*;
 
 use std::ffi::c_char;
 
-/// The ABI version this header describes. It changes only when a change breaks programs built
-/// against an earlier header; compare it with `hrm_abi_version()` at start-up.
-pub const HRM_ABI_VERSION: u32 = 1;
+mod abi;
+pub use abi::HRM_ABI_VERSION;
 
 /// The library's version, `"MAJOR.MINOR.PATCH"`: a static string. Any thread.
 #[no_mangle]

@@ -75,7 +75,12 @@ impl Install {
 
     /// Compiles one C or C++ source against the installed library, warnings as errors.
     fn compile(&self, compiler: &str, standard: &str, source: &Path, extra: &[&str]) -> PathBuf {
-        let out = self.dir.path().join(source.file_stem().unwrap());
+        self.compile_as(source.file_stem().unwrap().to_str().unwrap(), compiler, standard, source, extra)
+    }
+
+    /// As [`Install::compile`], into an executable of the given name.
+    fn compile_as(&self, name: &str, compiler: &str, standard: &str, source: &Path, extra: &[&str]) -> PathBuf {
+        let out = self.dir.path().join(name);
         let output = Command::new(compiler)
             .args([standard, "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
             .args(extra)
@@ -120,25 +125,33 @@ struct PrintedFace {
 }
 
 /// Parses the examples' output: `PHOTO: N faces`, `face I score S bbox X Y W H keypoints ...`,
-/// then one `  AU P [present]` line per AU.
+/// then one `  AU P [present]` line per AU. Checks the counts as it goes: N face lines per photo,
+/// and the 22 AUs of the shipped package per face, so an output missing its faces or AUs fails.
 fn parse(output: &str) -> Vec<(String, Vec<PrintedFace>)> {
-    let mut photos: Vec<(String, Vec<PrintedFace>)> = Vec::new();
+    let mut photos: Vec<(String, usize, Vec<PrintedFace>)> = Vec::new();
     for line in output.lines() {
         let numbers = |words: &[&str]| words.iter().map(|w| w.parse::<f32>().unwrap()).collect::<Vec<_>>();
         let words: Vec<&str> = line.split_whitespace().collect();
-        if let Some(name) = line.strip_suffix(" faces").and_then(|l| l.rsplit_once(": ")).map(|(p, _)| p) {
-            photos.push((name.to_string(), Vec::new()));
+        if let Some((name, count)) = line.strip_suffix(" faces").and_then(|l| l.rsplit_once(": ")) {
+            photos.push((name.to_string(), count.parse().expect("a face count"), Vec::new()));
         } else if words.first() == Some(&"face") {
             let face = PrintedFace { bbox: numbers(&words[5..9]), keypoints: numbers(&words[10..20]), aus: Vec::new() };
-            photos.last_mut().expect("a photo line first").1.push(face);
+            photos.last_mut().expect("a photo line first").2.push(face);
         } else if line.starts_with("  ") {
-            let face = photos.last_mut().and_then(|p| p.1.last_mut()).expect("a face line first");
+            let face = photos.last_mut().and_then(|p| p.2.last_mut()).expect("a face line first");
             face.aus.push((words[0].to_string(), words[1].parse().unwrap(), words.get(2) == Some(&"present")));
         } else {
             panic!("unexpected line in the example's output: {line:?}");
         }
     }
-    photos
+    assert!(!photos.is_empty(), "no photographs in the output:\n{output}");
+    for (name, count, faces) in &photos {
+        assert_eq!(faces.len(), *count, "{name}: face lines against the announced count");
+        for face in faces {
+            assert_eq!(face.aus.len(), 22, "{name}: AU lines per face");
+        }
+    }
+    photos.into_iter().map(|(name, _, faces)| (name, faces)).collect()
 }
 
 fn run_c_example() -> String {
@@ -207,6 +220,63 @@ fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
                 assert_eq!(*present, direct.aus.present[a], "{name} {id}: presence, C ABI vs Rust");
             }
         }
+    }
+}
+
+/// tests/c/abi_growth.c built against version 1 of hrm.h, against today's, and against a header
+/// newer than the library (a field more at the end of hrm_image and hrm_face): each runs against
+/// today's library and reads the same faces; no call writes past the caller's struct_size or
+/// into fields it does not know (the program checks that itself).
+#[test]
+fn programs_built_against_older_and_newer_headers_run() {
+    let install = install();
+    let today = std::fs::read_to_string(install.prefix.join("include/hrm.h")).unwrap();
+    let future = today
+        .replace("} hrm_image;", "  uint64_t future;\n} hrm_image;")
+        .replace("} hrm_face;", "  uint64_t future;\n} hrm_face;");
+    assert_eq!(future.matches("uint64_t future;").count(), 2, "both structs grew");
+    let v1 = std::fs::read_to_string(repo().join("tests/c/hrm_v1.h")).unwrap();
+    let headers = [("v1", v1, &[][..]), ("today", today, &[][..]), ("future", future, &["-DHRM_TEST_FUTURE"][..])];
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for (name, header, defines) in &headers {
+        let include = dir.path().join(name);
+        std::fs::create_dir(&include).unwrap();
+        std::fs::write(include.join("hrm.h"), header).unwrap();
+        let mut extra = vec!["-I", include.to_str().unwrap()];
+        extra.extend(defines.iter());
+        let exe = install.compile_as(
+            &format!("abi_growth_{name}"),
+            "cc",
+            "-std=c11",
+            &repo().join("tests/c/abi_growth.c"),
+            &extra,
+        );
+        let output = install.command(exe).arg("configs/cpu.toml").arg(photo("multi_face.jpg")).output().unwrap();
+        assert_success(&format!("abi_growth built against the {name} header"), &output);
+        runs.push(stdout(&output));
+    }
+    let lines =
+        |run: &str, prefix: &str| run.lines().filter(|l| l.starts_with(prefix)).map(String::from).collect::<Vec<_>>();
+    let sizes: Vec<Vec<String>> = runs.iter().map(|run| lines(run, "sizes")).collect();
+    assert_eq!(sizes, [["sizes 48 96 faces 5"], ["sizes 48 120 faces 5"], ["sizes 56 128 faces 5"]]);
+    let faces = lines(&runs[0], "face ");
+    assert_eq!(faces.len(), 5, "{}", runs[0]);
+    assert!(faces.iter().all(|f| f.contains(" aus 22 AU1=")), "{faces:?}");
+    for run in &runs[1..] {
+        assert_eq!(lines(run, "face "), faces, "the same faces, whatever the header");
+    }
+    // Only headers that know the crop transform see it; version 1's build read none of it.
+    assert!(lines(&runs[0], "transform").is_empty());
+    let transforms = lines(&runs[1], "transform");
+    assert_eq!(transforms.len(), 5);
+    assert_eq!(lines(&runs[2], "transform"), transforms);
+    for line in &transforms {
+        let m: Vec<f32> = line.split_whitespace().skip(2).map(|v| v.parse().unwrap()).collect();
+        // A similarity: [a, -b, tx, b, a, ty] with a scale that shrinks a face to the crop.
+        assert_eq!(m.len(), 6);
+        assert!((m[0] - m[4]).abs() < 1e-3 && (m[1] + m[3]).abs() < 1e-3, "{line}");
+        assert!(m[0].hypot(m[3]) > 0.05, "{line}");
     }
 }
 
