@@ -14,6 +14,9 @@ pub struct BenchArgs {
     /// Time face detection and alignment per frame instead (the configuration's [detector]).
     #[arg(long)]
     detection: bool,
+    /// With --detection: time the whole pipeline per frame (detection, alignment and the AU model).
+    #[arg(long, requires = "detection")]
+    pipeline: bool,
     /// Frame sizes for --detection, WIDTHxHEIGHT.
     #[arg(long = "frame-size", default_values = ["640x480", "1920x1080"])]
     frame_sizes: Vec<String>,
@@ -121,14 +124,24 @@ fn frame_size(text: &str) -> anyhow::Result<(usize, usize)> {
         })
 }
 
-/// Detection + alignment of every face to 224x224, per frame.
+/// Detection + alignment of every face to 224x224, per frame; with `--pipeline`, the AU model too
+/// (`detect ms` is then not measured apart).
 fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     use hrm_core::align::align;
     use hrm_core::face::FaceDetector;
     let model = (config.detector.model.as_ref())
         .ok_or_else(|| anyhow::anyhow!("--detection needs [detector] model in --config"))?;
     let threads = config.resolved_threads();
-    let mut detector = hrm_core::runtime::face_detector_alone(config, &hrm_tract::registry())?;
+    let registry = hrm_tract::registry();
+    /// What is timed per frame.
+    enum Timed {
+        Detection(hrm_core::face::YunetDetector),
+        Pipeline(hrm_core::pipeline::Pipeline),
+    }
+    let mut timed = match args.pipeline {
+        true => Timed::Pipeline(Runtime::load(config.clone(), &registry)?.pipeline()?),
+        false => Timed::Detection(hrm_core::runtime::face_detector_alone(config, &registry)?),
+    };
     let image = args.image.clone().ok_or_else(|| anyhow::anyhow!("--detection needs --image PHOTO"))?;
     let photo = hrm_core::image::decode_file(&image)?;
     crate::print(&format!(
@@ -147,7 +160,13 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
         let view = frame.view();
         let mut run = || -> anyhow::Result<(usize, f64, f64)> {
             let start = Instant::now();
-            let faces = detector.detect(&view)?;
+            let faces = match &mut timed {
+                Timed::Detection(detector) => detector.detect(&view)?,
+                Timed::Pipeline(pipeline) => {
+                    let faces = pipeline.process(&view)?.len();
+                    return Ok((faces, start.elapsed().as_secs_f64() * 1e3, f64::NAN));
+                }
+            };
             let detected = start.elapsed().as_secs_f64() * 1e3;
             for face in &faces {
                 align(&frame, face, &config.alignment, 224, 224);
