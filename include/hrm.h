@@ -132,7 +132,9 @@ typedef struct hrm_image {
   size_t stride;
   // The first row stored.
   const uint8_t *data;
-  // Any number the caller chooses (a frame time in microseconds, say); the result carries it.
+  // The frame's time in microseconds, from any origin the caller chooses (a capture clock, or
+  // the frame index times the frame interval); the result carries it. libhrm reads it as
+  // microseconds where time matters (streams, temporal smoothing).
   int64_t timestamp;
   // 0, or `HRM_IMAGE_BOTTOM_UP`.
   uint32_t flags;

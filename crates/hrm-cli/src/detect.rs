@@ -81,31 +81,8 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = Runtime::load(config, &hrm_tract::registry())?;
     let config = runtime.config();
-    let manifest = &runtime.package().manifest;
-    if manifest.source.fixture {
-        eprintln!(
-            "warning: model `{}` is a random-weight test fixture: its AU numbers mean nothing \
-             (convert the HRM authors' weights with `hrm convert` for real AUs)",
-            manifest.name
-        );
-    }
     let au_set = runtime.aus();
-    let mut mode = if args.aligned {
-        Mode::Aligned(runtime.au_classifier()?)
-    } else if runtime.has_face_detector() {
-        Mode::Frames(runtime.pipeline()?)
-    } else {
-        bail!(
-            "{}: face detection needs a YuNet model: set `model` under [detector] (configs/cpu.toml uses \
-             yunet_s_640_640.onnx), or pass --aligned for pre-aligned face crops",
-            config.origin.display()
-        );
-    };
-    if let (Mode::Frames(pipeline), Some(dir)) = (&mut mode, &args.save_aligned) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        pipeline.keep_crops(true);
-    }
-
+    let mut mode = open_mode(&runtime, &args)?;
     let total = files.len() + failures.len();
     let mut sink = open_sink(args.format, args.output.as_deref(), au_set, !args.aligned)?;
 
@@ -120,7 +97,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     // otherwise be held in memory at once).
     let batch_size = if args.aligned { config.batch_size } else { 1 };
     let batch_budget = config.max_batch_pixels();
-    let mut decoded: Vec<(usize, &PathBuf, RgbImage)> = Vec::new();
+    let mut decoded: Vec<Decoded> = Vec::new();
     let mut decoded_pixels = 0u64;
     for (index, path) in files.iter().enumerate() {
         match hrm_core::image::decode_file_within(path, config.max_image_pixels) {
@@ -134,49 +111,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         if !(last || decoded.len() >= batch_size || decoded_pixels >= batch_budget) {
             continue;
         }
-        match &mut mode {
-            Mode::Aligned(detector) => {
-                let faces: Vec<&RgbImage> = decoded.iter().map(|(_, _, image)| image).collect();
-                match detector.detect_rgb(&faces) {
-                    Ok(results) => {
-                        for ((index, path, _), aus) in decoded.iter().zip(&results) {
-                            let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus) };
-                            sink.write(au_set, &row).context("writing results")?;
-                        }
-                        faces_found += results.len();
-                    }
-                    Err(e) => decoded.iter().for_each(|(_, path, _)| report(format!("{}: {e}", path_text(path)))),
-                }
-            }
-            Mode::Frames(pipeline) => {
-                for (index, path, image) in &decoded {
-                    let faces = match pipeline.process(&image.view()) {
-                        Ok(faces) => faces,
-                        Err(e) => {
-                            report(format!("{}: {e}", path_text(path)));
-                            continue;
-                        }
-                    };
-                    faces_found += faces.len();
-                    if faces.is_empty() {
-                        let row = Row { path, index: *index, face: 0, detection: None, aus: None };
-                        sink.write(au_set, &row).context("writing results")?;
-                    }
-                    for (n, result) in faces.iter().enumerate() {
-                        let row =
-                            Row { path, index: *index, face: n, detection: Some(&result.face), aus: Some(&result.aus) };
-                        sink.write(au_set, &row).context("writing results")?;
-                        if let (Some(dir), Some(crop)) = (&args.save_aligned, &result.aligned) {
-                            let stem = path.file_stem().map(|s| path_text(Path::new(s))).unwrap_or_default();
-                            let out = dir.join(format!("{stem}_face{n}.png"));
-                            if let Err(e) = save_png(&out, crop) {
-                                report(format!("{}: writing {}: {e}", path_text(path), path_text(&out)));
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        faces_found += mode.run(&decoded, &mut sink, au_set, args.save_aligned.as_deref(), &mut report)?;
         decoded.clear();
         decoded_pixels = 0;
         progress.set_position(index as u64 + 1);
@@ -240,6 +175,96 @@ enum Mode {
     Aligned(AuClassifier),
     /// Images are frames: detect, align, then AUs.
     Frames(Pipeline),
+}
+
+/// What `detect` runs on each image, from the runtime; warns when the model is a test fixture.
+fn open_mode(runtime: &Runtime, args: &DetectArgs) -> anyhow::Result<Mode> {
+    let manifest = &runtime.package().manifest;
+    if manifest.source.fixture {
+        eprintln!(
+            "warning: model `{}` is a random-weight test fixture: its AU numbers mean nothing \
+             (convert the HRM authors' weights with `hrm convert` for real AUs)",
+            manifest.name
+        );
+    }
+    if args.aligned {
+        return Ok(Mode::Aligned(runtime.au_classifier()?));
+    }
+    if !runtime.has_face_detector() {
+        bail!(
+            "{}: face detection needs a YuNet model: set `model` under [detector] (configs/cpu.toml uses \
+             yunet_s_640_640.onnx), or pass --aligned for pre-aligned face crops",
+            runtime.config().origin.display()
+        );
+    }
+    let mut pipeline = runtime.pipeline()?;
+    if let Some(dir) = &args.save_aligned {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        pipeline.keep_crops(true);
+    }
+    Ok(Mode::Frames(pipeline))
+}
+
+/// An image decoded and waiting for its batch: its position among the inputs, its path, its pixels.
+type Decoded<'a> = (usize, &'a PathBuf, RgbImage);
+
+impl Mode {
+    /// Runs one batch of decoded images and writes a row per face (per frame without a face).
+    /// An image that fails is reported and the others go on; returns the faces found.
+    fn run(
+        &mut self,
+        batch: &[Decoded<'_>],
+        sink: &mut Sink,
+        au_set: &AuList,
+        save_aligned: Option<&Path>,
+        report: &mut dyn FnMut(String),
+    ) -> anyhow::Result<usize> {
+        let mut faces_found = 0;
+        match self {
+            Mode::Aligned(detector) => {
+                let faces: Vec<&RgbImage> = batch.iter().map(|(_, _, image)| image).collect();
+                match detector.detect_rgb(&faces) {
+                    Ok(results) => {
+                        for ((index, path, _), aus) in batch.iter().zip(&results) {
+                            let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus) };
+                            sink.write(au_set, &row).context("writing results")?;
+                        }
+                        faces_found += results.len();
+                    }
+                    Err(e) => batch.iter().for_each(|(_, path, _)| report(format!("{}: {e}", path_text(path)))),
+                }
+            }
+            Mode::Frames(pipeline) => {
+                for (index, path, image) in batch {
+                    let faces = match pipeline.process(&image.view()) {
+                        Ok(faces) => faces,
+                        Err(e) => {
+                            report(format!("{}: {e}", path_text(path)));
+                            continue;
+                        }
+                    };
+                    faces_found += faces.len();
+                    if faces.is_empty() {
+                        let row = Row { path, index: *index, face: 0, detection: None, aus: None };
+                        sink.write(au_set, &row).context("writing results")?;
+                    }
+                    for (n, result) in faces.iter().enumerate() {
+                        let row =
+                            Row { path, index: *index, face: n, detection: Some(&result.face), aus: Some(&result.aus) };
+                        sink.write(au_set, &row).context("writing results")?;
+                        if let (Some(dir), Some(crop)) = (save_aligned, &result.aligned) {
+                            let stem = path.file_stem().map(|s| path_text(Path::new(s))).unwrap_or_default();
+                            let out = dir.join(format!("{stem}_face{n}.png"));
+                            if let Err(e) = save_png(&out, crop) {
+                                report(format!("{}: writing {}: {e}", path_text(path), path_text(&out)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(faces_found)
+    }
 }
 
 /// One output row: a face with its AUs, or a frame in which no face was found.
@@ -412,55 +437,13 @@ impl Sink {
     fn write(&mut self, au_set: &AuList, row: &Row) -> std::io::Result<()> {
         match self {
             Sink::Json { out, frames } => {
-                let mut object = serde_json::Map::new();
-                object.insert("file".into(), path_text(row.path).into());
-                object.insert("face".into(), row.face.into());
-                if *frames {
-                    object.insert("success".into(), row.aus.is_some().into());
-                }
-                if let Some(face) = row.detection {
-                    object.insert("score".into(), shortest(face.score));
-                    object.insert("bbox".into(), face.bbox.iter().map(|&v| shortest(v)).collect());
-                    let keypoints: Vec<serde_json::Value> =
-                        face.keypoints.iter().map(|p| p.iter().map(|&v| shortest(v)).collect()).collect();
-                    object.insert("keypoints".into(), keypoints.into());
-                }
-                if let Some(aus) = row.aus {
-                    let ids = au_set.aus().iter().map(|au| au.id.to_string());
-                    let p: serde_json::Map<_, _> =
-                        ids.clone().zip(aus.probabilities.iter().map(|&p| shortest(p))).collect();
-                    let present: serde_json::Map<_, _> = ids.zip(aus.present.iter().map(|&p| p.into())).collect();
-                    object.insert("aus".into(), p.into());
-                    object.insert("present".into(), present.into());
-                }
-                writeln!(out, "{}", serde_json::Value::Object(object))?;
+                writeln!(out, "{}", json_line(au_set, row, *frames))?;
                 out.flush()
             }
             Sink::Csv { presence, probabilities, frames } => {
-                let frame = frame_number(row.path).unwrap_or(row.index as u64 + 1);
-                let mut detection = String::new();
-                if *frames {
-                    let success = u8::from(row.aus.is_some());
-                    let numbers: Vec<String> = match row.detection {
-                        Some(f) => std::iter::once(f.score)
-                            .chain(f.bbox)
-                            .chain(f.keypoints.iter().flatten().copied())
-                            .map(|v| v.to_string())
-                            .collect(),
-                        None => vec![String::new(); 15],
-                    };
-                    detection = format!("{},{success},{},", row.face, numbers.join(","));
-                }
-                let (flags, values): (Vec<&str>, Vec<String>) = match row.aus {
-                    Some(aus) => (
-                        aus.present.iter().map(|&p| if p { "1" } else { "0" }).collect(),
-                        aus.probabilities.iter().map(|p| p.to_string()).collect(),
-                    ),
-                    None => (vec![""; au_set.len()], vec![String::new(); au_set.len()]),
-                };
-                writeln!(presence, "{frame},{detection}{}", flags.join(","))?;
-                let file = csv_field(&path_text(row.path));
-                writeln!(probabilities, "{file},{frame},{detection}{}", values.join(","))?;
+                let (presence_row, probability_row) = csv_rows(au_set, row, *frames);
+                writeln!(presence, "{presence_row}")?;
+                writeln!(probabilities, "{probability_row}")?;
                 presence.flush()?;
                 probabilities.flush()
             }
@@ -476,6 +459,59 @@ impl Sink {
             }
         }
     }
+}
+
+/// One JSON line: the file and face, where the face was found (frames), and its AUs by id.
+fn json_line(au_set: &AuList, row: &Row, frames: bool) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    object.insert("file".into(), path_text(row.path).into());
+    object.insert("face".into(), row.face.into());
+    if frames {
+        object.insert("success".into(), row.aus.is_some().into());
+    }
+    if let Some(face) = row.detection {
+        object.insert("score".into(), shortest(face.score));
+        object.insert("bbox".into(), face.bbox.iter().map(|&v| shortest(v)).collect());
+        let keypoints: Vec<serde_json::Value> =
+            face.keypoints.iter().map(|p| p.iter().map(|&v| shortest(v)).collect()).collect();
+        object.insert("keypoints".into(), keypoints.into());
+    }
+    if let Some(aus) = row.aus {
+        let ids = au_set.aus().iter().map(|au| au.id.to_string());
+        let p: serde_json::Map<_, _> = ids.clone().zip(aus.probabilities.iter().map(|&p| shortest(p))).collect();
+        let present: serde_json::Map<_, _> = ids.zip(aus.present.iter().map(|&p| p.into())).collect();
+        object.insert("aus".into(), p.into());
+        object.insert("present".into(), present.into());
+    }
+    serde_json::Value::Object(object)
+}
+
+/// One row of `predict.csv` (frame, 0/1 per AU) and of `predict_prob.csv` (file, frame,
+/// probability per AU); for frames, the detection columns come after the frame number.
+fn csv_rows(au_set: &AuList, row: &Row, frames: bool) -> (String, String) {
+    let frame = frame_number(row.path).unwrap_or(row.index as u64 + 1);
+    let mut detection = String::new();
+    if frames {
+        let success = u8::from(row.aus.is_some());
+        let numbers: Vec<String> = match row.detection {
+            Some(f) => std::iter::once(f.score)
+                .chain(f.bbox)
+                .chain(f.keypoints.iter().flatten().copied())
+                .map(|v| v.to_string())
+                .collect(),
+            None => vec![String::new(); 15],
+        };
+        detection = format!("{},{success},{},", row.face, numbers.join(","));
+    }
+    let (flags, values): (Vec<&str>, Vec<String>) = match row.aus {
+        Some(aus) => (
+            aus.present.iter().map(|&p| if p { "1" } else { "0" }).collect(),
+            aus.probabilities.iter().map(|p| p.to_string()).collect(),
+        ),
+        None => (vec![""; au_set.len()], vec![String::new(); au_set.len()]),
+    };
+    let file = csv_field(&path_text(row.path));
+    (format!("{frame},{detection}{}", flags.join(",")), format!("{file},{frame},{detection}{}", values.join(",")))
 }
 
 /// An f32 as its shortest decimal form (`0.1234`, not `0.12340000271797180`).

@@ -291,218 +291,235 @@ impl Machine<'_> {
     fn run(&mut self) -> Step<Id> {
         loop {
             let op = self.u8()?;
-            match op {
-                0x80 => {
-                    let proto = self.u8()?;
-                    if proto > 5 {
-                        return Err(format!("pickle protocol {proto} is newer than 5"));
-                    }
-                }
-                0x95 => {
-                    self.u64()?; // FRAME: a size hint only
-                }
-                b'.' => return self.pop(),
-                b'(' => self.marks.push(self.stack.len()),
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let id = self.top()?;
-                    self.stack.push(id);
-                }
-                b'N' => self.push(Node::None),
-                0x88 => self.push(Node::Bool(true)),
-                0x89 => self.push(Node::Bool(false)),
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.push(Node::Int(v as i64))
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.push(Node::Int(v as i64))
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.push(Node::Int(v as i64))
-                }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a { self.u8()? as u64 } else { self.u32()? as u64 };
-                    let bytes = self.len_prefixed(n)?;
-                    self.push(long(&bytes));
-                }
-                b'I' | b'L' => {
-                    let text = self.line()?;
-                    let text = text.trim_end_matches('L');
-                    let node = match text {
-                        "01" => Node::Bool(true),
-                        "00" => Node::Bool(false),
-                        _ => text.parse().map(Node::Int).unwrap_or_else(|_| Node::Opaque(format!("integer {text}"))),
-                    };
-                    self.push(node)
-                }
-                b'G' => {
-                    let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
-                    self.push(Node::Float(v))
-                }
-                b'F' => {
-                    let text = self.line()?;
-                    let v = text.trim().parse().map_err(|_| format!("bad float literal {text:?}"))?;
-                    self.push(Node::Float(v))
-                }
-                b'X' => {
-                    let n = self.u32()? as u64;
-                    let s = Self::utf8(self.len_prefixed(n)?)?;
-                    self.push(Node::Str(s))
-                }
-                0x8c => {
-                    let n = self.u8()? as u64;
-                    let s = Self::utf8(self.len_prefixed(n)?)?;
-                    self.push(Node::Str(s))
-                }
-                0x8d => {
-                    let n = self.u64()?;
-                    let s = Self::utf8(self.len_prefixed(n)?)?;
-                    self.push(Node::Str(s))
-                }
-                b'V' => {
-                    let s = self.line()?;
-                    self.push(Node::Str(s))
-                }
-                b'T' | b'U' => {
-                    let n = if op == b'T' { self.u32()? as u64 } else { self.u8()? as u64 };
-                    let bytes = self.len_prefixed(n)?;
-                    self.push(Node::Str(String::from_utf8_lossy(&bytes).into_owned()))
-                }
-                b'S' => {
-                    let s = self.line()?;
-                    self.push(Node::Str(s.trim_matches(|c| c == '\'' || c == '"').to_string()))
-                }
-                b'B' | b'C' | 0x8e | 0x96 => {
-                    let n = match op {
-                        b'B' => self.u32()? as u64,
-                        b'C' => self.u8()? as u64,
-                        _ => self.u64()?,
-                    };
-                    let bytes = self.len_prefixed(n)?;
-                    self.push(Node::Bytes(bytes))
-                }
-                b')' => self.push(Node::Tuple(Vec::new())),
-                b']' => self.push(Node::List(Vec::new())),
-                b'}' => self.push(Node::Dict(Vec::new())),
-                0x8f => self.push(Node::List(Vec::new())), // EMPTY_SET: a set reads as a list
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::Tuple(items))
-                }
-                0x85..=0x87 => {
-                    let n = (op - 0x84) as usize;
-                    let mut items = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        items.push(self.pop()?);
-                    }
-                    items.reverse();
-                    self.push(Node::Tuple(items))
-                }
-                b'l' | 0x91 => {
-                    let items = self.pop_mark()?;
-                    self.push(Node::List(items))
-                }
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    self.push(Node::Dict(pairs))
-                }
-                b'a' => {
-                    let item = self.pop()?;
-                    let list = self.top()?;
-                    self.extend(list, vec![item])?;
-                }
-                b'e' | 0x90 => {
-                    let items = self.pop_mark()?;
-                    let list = self.top()?;
-                    self.extend(list, items)?;
-                }
-                b's' => {
-                    let value = self.pop()?;
-                    let key = self.pop()?;
-                    let dict = self.top()?;
-                    self.set_items(dict, vec![(key, value)])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let dict = self.top()?;
-                    self.set_items(dict, pairs(items)?)?;
-                }
-                b'g' | b'h' | b'j' => {
-                    let key = self.memo_index(op)?;
-                    self.memo_get(key)?
-                }
-                b'p' | b'q' | b'r' => {
-                    let key = self.memo_index(op)?;
-                    self.memo_put(key)?
-                }
-                0x94 => {
-                    let key = self.memo.len() as u64;
-                    self.memo_put(key)?
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.arena.push(Node::Global(module, name));
-                    self.stack.push(self.arena.len() - 1);
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (&self.arena[module], &self.arena[name]) {
-                        (Node::Str(m), Node::Str(n)) => {
-                            let node = Node::Global(m.clone(), n.clone());
-                            self.push(node)
-                        }
-                        _ => return Err("STACK_GLOBAL needs two strings".into()),
-                    }
-                }
-                b'R' => {
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
-                    let node = self.call(callable, args)?;
-                    self.push(node)
-                }
-                0x81 => {
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    let node = self.call(class, args)?;
-                    self.push(node)
-                }
-                0x92 => {
-                    let _kwargs = self.pop()?;
-                    let args = self.pop()?;
-                    let class = self.pop()?;
-                    let node = self.call(class, args)?;
-                    self.push(node)
-                }
-                b'b' => {
-                    let state = self.pop()?;
-                    let target = self.top()?;
-                    if let Node::Object { state: slot, .. } = &mut self.arena[target] {
-                        *slot = Some(state);
-                    } // state on dicts (OrderedDict's _metadata) and tensors carries nothing we need
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    let node = self.persistent(pid)?;
-                    self.push(node)
-                }
-                b'P' => return Err("text persistent ids are not used by torch.save".into()),
-                0x82..=0x84 => return Err("the extension registry (EXT opcodes) is not supported".into()),
-                b'i' | b'o' => return Err("protocol-0 instance opcodes (INST/OBJ) are not supported".into()),
-                0x97 | 0x98 => return Err("out-of-band buffers are not supported".into()),
-                other => return Err(format!("unknown opcode 0x{other:02x}")),
+            if op == b'.' {
+                return self.pop();
+            }
+            match self.literal(op)? {
+                Some(node) => self.push(node),
+                None => self.structure(op)?,
             }
         }
+    }
+
+    /// The value an opcode that pushes a literal (a number, a string, bytes, an empty container)
+    /// reads from the stream; None for every other opcode.
+    fn literal(&mut self, op: u8) -> Step<Option<Node>> {
+        Ok(Some(match op {
+            b'N' => Node::None,
+            0x88 => Node::Bool(true),
+            0x89 => Node::Bool(false),
+            b'J' => {
+                let v = self.u32()? as i32;
+                Node::Int(v as i64)
+            }
+            b'K' => {
+                let v = self.u8()?;
+                Node::Int(v as i64)
+            }
+            b'M' => {
+                let v = self.u16()?;
+                Node::Int(v as i64)
+            }
+            0x8a | 0x8b => {
+                let n = if op == 0x8a { self.u8()? as u64 } else { self.u32()? as u64 };
+                long(&self.len_prefixed(n)?)
+            }
+            b'I' | b'L' => {
+                let text = self.line()?;
+                match text.trim_end_matches('L') {
+                    "01" => Node::Bool(true),
+                    "00" => Node::Bool(false),
+                    text => text.parse().map(Node::Int).unwrap_or_else(|_| Node::Opaque(format!("integer {text}"))),
+                }
+            }
+            b'G' => {
+                let v = f64::from_be_bytes(self.take(8)?.try_into().unwrap());
+                Node::Float(v)
+            }
+            b'F' => {
+                let text = self.line()?;
+                let v = text.trim().parse().map_err(|_| format!("bad float literal {text:?}"))?;
+                Node::Float(v)
+            }
+            b'X' => {
+                let n = self.u32()? as u64;
+                let s = Self::utf8(self.len_prefixed(n)?)?;
+                Node::Str(s)
+            }
+            0x8c => {
+                let n = self.u8()? as u64;
+                let s = Self::utf8(self.len_prefixed(n)?)?;
+                Node::Str(s)
+            }
+            0x8d => {
+                let n = self.u64()?;
+                let s = Self::utf8(self.len_prefixed(n)?)?;
+                Node::Str(s)
+            }
+            b'V' => {
+                let s = self.line()?;
+                Node::Str(s)
+            }
+            b'T' | b'U' => {
+                let n = if op == b'T' { self.u32()? as u64 } else { self.u8()? as u64 };
+                let bytes = self.len_prefixed(n)?;
+                Node::Str(String::from_utf8_lossy(&bytes).into_owned())
+            }
+            b'S' => {
+                let s = self.line()?;
+                Node::Str(s.trim_matches(|c| c == '\'' || c == '"').to_string())
+            }
+            b'B' | b'C' | 0x8e | 0x96 => {
+                let n = match op {
+                    b'B' => self.u32()? as u64,
+                    b'C' => self.u8()? as u64,
+                    _ => self.u64()?,
+                };
+                let bytes = self.len_prefixed(n)?;
+                Node::Bytes(bytes)
+            }
+            b')' => Node::Tuple(Vec::new()),
+            b']' => Node::List(Vec::new()),
+            b'}' => Node::Dict(Vec::new()),
+            0x8f => Node::List(Vec::new()), // EMPTY_SET: a set reads as a list
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Every other opcode: the stack and its marks, containers filled, the memo, globals, calls
+    /// and persistent ids; an opcode torch.save never writes is an error that names it.
+    fn structure(&mut self, op: u8) -> Step<()> {
+        match op {
+            0x80 => {
+                let proto = self.u8()?;
+                if proto > 5 {
+                    return Err(format!("pickle protocol {proto} is newer than 5"));
+                }
+            }
+            0x95 => {
+                self.u64()?; // FRAME: a size hint only
+            }
+            b'(' => self.marks.push(self.stack.len()),
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let id = self.top()?;
+                self.stack.push(id);
+            }
+            b't' => {
+                let items = self.pop_mark()?;
+                self.push(Node::Tuple(items))
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.pop()?);
+                }
+                items.reverse();
+                self.push(Node::Tuple(items))
+            }
+            b'l' | 0x91 => {
+                let items = self.pop_mark()?;
+                self.push(Node::List(items))
+            }
+            b'd' => {
+                let items = self.pop_mark()?;
+                let pairs = pairs(items)?;
+                self.push(Node::Dict(pairs))
+            }
+            b'a' => {
+                let item = self.pop()?;
+                let list = self.top()?;
+                self.extend(list, vec![item])?;
+            }
+            b'e' | 0x90 => {
+                let items = self.pop_mark()?;
+                let list = self.top()?;
+                self.extend(list, items)?;
+            }
+            b's' => {
+                let value = self.pop()?;
+                let key = self.pop()?;
+                let dict = self.top()?;
+                self.set_items(dict, vec![(key, value)])?;
+            }
+            b'u' => {
+                let items = self.pop_mark()?;
+                let dict = self.top()?;
+                self.set_items(dict, pairs(items)?)?;
+            }
+            b'g' | b'h' | b'j' => {
+                let key = self.memo_index(op)?;
+                self.memo_get(key)?
+            }
+            b'p' | b'q' | b'r' => {
+                let key = self.memo_index(op)?;
+                self.memo_put(key)?
+            }
+            0x94 => {
+                let key = self.memo.len() as u64;
+                self.memo_put(key)?
+            }
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.arena.push(Node::Global(module, name));
+                self.stack.push(self.arena.len() - 1);
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (&self.arena[module], &self.arena[name]) {
+                    (Node::Str(m), Node::Str(n)) => {
+                        let node = Node::Global(m.clone(), n.clone());
+                        self.push(node)
+                    }
+                    _ => return Err("STACK_GLOBAL needs two strings".into()),
+                }
+            }
+            b'R' => {
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let node = self.call(callable, args)?;
+                self.push(node)
+            }
+            0x81 => {
+                let args = self.pop()?;
+                let class = self.pop()?;
+                let node = self.call(class, args)?;
+                self.push(node)
+            }
+            0x92 => {
+                let _kwargs = self.pop()?;
+                let args = self.pop()?;
+                let class = self.pop()?;
+                let node = self.call(class, args)?;
+                self.push(node)
+            }
+            b'b' => {
+                let state = self.pop()?;
+                let target = self.top()?;
+                if let Node::Object { state: slot, .. } = &mut self.arena[target] {
+                    *slot = Some(state);
+                } // state on dicts (OrderedDict's _metadata) and tensors carries nothing we need
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                let node = self.persistent(pid)?;
+                self.push(node)
+            }
+            b'P' => return Err("text persistent ids are not used by torch.save".into()),
+            0x82..=0x84 => return Err("the extension registry (EXT opcodes) is not supported".into()),
+            b'i' | b'o' => return Err("protocol-0 instance opcodes (INST/OBJ) are not supported".into()),
+            0x97 | 0x98 => return Err("out-of-band buffers are not supported".into()),
+            other => return Err(format!("unknown opcode 0x{other:02x}")),
+        }
+        Ok(())
     }
 
     fn extend(&mut self, target: Id, items: Vec<Id>) -> Step<()> {

@@ -54,7 +54,9 @@ pub struct hrm_image {
     pub stride: usize,
     /// The first row stored.
     pub data: *const u8,
-    /// Any number the caller chooses (a frame time in microseconds, say); the result carries it.
+    /// The frame's time in microseconds, from any origin the caller chooses (a capture clock, or
+    /// the frame index times the frame interval); the result carries it. libhrm reads it as
+    /// microseconds where time matters (streams, temporal smoothing).
     pub timestamp: i64,
     /// 0, or `HRM_IMAGE_BOTTOM_UP`.
     pub flags: u32,
