@@ -104,3 +104,29 @@ fn an_unknown_backend_is_named() {
     let err = Runtime::load(config, &registry).err().unwrap().to_string();
     assert!(err.contains("unknown backend `cuda`"), "{err}");
 }
+
+/// Backend settings are checked by the backend before anything loads: tract takes none, and a
+/// table for a backend that is not registered is refused by name.
+#[test]
+fn backend_settings_are_validated_with_the_key_named() {
+    let package = repo().join("tests/fixtures/packages/resnet_basic");
+    for (text, needles) in [
+        (
+            "[backend]\nname = \"tract\"\n[backend.tract]\ndevice = \"cuda:0\"\n",
+            &["backend.tract.device", "takes none"][..],
+        ),
+        ("[backend.onnxruntime]\nproviders = [\"cuda\"]\n", &["unknown backend `onnxruntime`", "tract"][..]),
+        ("[detector]\nbackend = \"candle\"\n", &["unknown backend `candle`"][..]),
+    ] {
+        let mut config = Config::from_toml(text, std::path::Path::new("gpu.toml")).unwrap();
+        config.model = Some(package.clone());
+        let err = Runtime::load(config, &hrm_tract::registry()).err().unwrap().to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+    let mut config =
+        Config::from_toml("[backend]\nname = \"tract\"\n[backend.tract]\n", std::path::Path::new("x.toml")).unwrap();
+    config.model = Some(package);
+    assert_eq!(Runtime::load(config, &hrm_tract::registry()).unwrap().aus().len(), 22);
+}
