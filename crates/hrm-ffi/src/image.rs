@@ -242,11 +242,11 @@ pub struct hrm_bitmap {
 #[no_mangle]
 pub unsafe extern "C" fn hrm_bitmap_load(path: *const std::ffi::c_char, out: *mut *mut hrm_bitmap) -> hrm_status {
     guard("hrm_bitmap_load", || {
-        // SAFETY (this and the next): the caller guarantees a NUL-terminated `path` and a writable
-        // `out`, which out_arg checked is not NULL.
+        // SAFETY: the caller guarantees a NUL-terminated `path`.
         let path = unsafe { str_arg(path, "path")? };
         out_arg(out, "out")?;
         let image = decode_file(Path::new(path))?;
+        // SAFETY: the caller guarantees `out` is writable; out_arg checked it is not NULL.
         unsafe { give(out, hrm_bitmap { image }) };
         Ok(())
     })

@@ -114,9 +114,9 @@ pub unsafe extern "C" fn hrm_detect_frame(
     out: *mut *mut hrm_result,
 ) -> hrm_status {
     guard("hrm_detect_frame", || {
-        // SAFETY: the caller guarantees a live detector used by this thread alone, and an image
-        // whose data holds what its fields describe.
+        // SAFETY: the caller guarantees a live detector used by this thread alone.
         let detector = unsafe { handle_mut(detector, "detector")? };
+        // SAFETY: the caller guarantees an image whose data holds what its fields describe.
         let frame = unsafe { Frame::new(image, "image", detector.max_pixels)? };
         out_arg(out, "out")?;
         let ids = detector.au_ids;
@@ -209,9 +209,10 @@ pub unsafe extern "C" fn hrm_detect_aligned(
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count: *mut usize) -> hrm_status {
     guard("hrm_result_face_count", || {
-        // SAFETY: the caller guarantees a live result and a writable `count` (checked not NULL).
+        // SAFETY: the caller guarantees a live result.
         let result = unsafe { handle(result, "result")? };
         out_arg(count, "count")?;
+        // SAFETY: the caller guarantees `count` is writable; out_arg checked it is not NULL.
         unsafe { *count = result.faces.len() };
         Ok(())
     })
@@ -224,9 +225,10 @@ pub unsafe extern "C" fn hrm_result_face_count(result: *const hrm_result, count:
 #[no_mangle]
 pub unsafe extern "C" fn hrm_result_timestamp(result: *const hrm_result, timestamp: *mut i64) -> hrm_status {
     guard("hrm_result_timestamp", || {
-        // SAFETY: the caller guarantees a live result and a writable `timestamp` (checked not NULL).
+        // SAFETY: the caller guarantees a live result.
         let result = unsafe { handle(result, "result")? };
         out_arg(timestamp, "timestamp")?;
+        // SAFETY: the caller guarantees `timestamp` is writable; out_arg checked it is not NULL.
         unsafe { *timestamp = result.timestamp };
         Ok(())
     })

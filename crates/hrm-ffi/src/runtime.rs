@@ -184,11 +184,11 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
     count: *mut usize,
 ) -> hrm_status {
     guard("hrm_runtime_au_ids", || {
-        // SAFETY: the caller guarantees a live runtime and writable `ids` and `count` (checked not
-        // NULL).
+        // SAFETY: the caller guarantees a live runtime.
         let runtime = unsafe { handle(runtime, "runtime")? };
         out_arg(ids, "ids")?;
         out_arg(count, "count")?;
+        // SAFETY: the caller guarantees `ids` and `count` are writable; out_arg checked them.
         unsafe {
             *ids = runtime.au_ids.as_ptr().cast();
             *count = runtime.au_ids.len();
@@ -209,10 +209,11 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
 #[no_mangle]
 pub unsafe extern "C" fn hrm_detector_new(runtime: *const hrm_runtime, out: *mut *mut hrm_detector) -> hrm_status {
     guard("hrm_detector_new", || {
-        // SAFETY: the caller guarantees a live runtime and a writable `out` (checked not NULL).
+        // SAFETY: the caller guarantees a live runtime.
         let runtime = unsafe { handle(runtime, "runtime")? };
         out_arg(out, "out")?;
         let detector = hrm_detector::new(runtime)?;
+        // SAFETY: the caller guarantees `out` is writable; out_arg checked it is not NULL.
         unsafe { give(out, detector) };
         Ok(())
     })
