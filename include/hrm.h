@@ -181,6 +181,8 @@ typedef struct hrm_face {
   // Added in version 2 (offset 96): the 2x3 affine matrix, row-major, that maps frame
   // pixels to the pixels of the crop the AU model saw (`[a, -b, tx, b, a, ty]`, OpenCV's
   // `warpAffine` convention); for `hrm_detect_aligned`, the resize of the image to the crop.
+  // A library older than this field leaves it as the caller set it: zero the struct, and all
+  // zeros (never a valid transform) means it was not filled.
   float crop_transform[6];
 } hrm_face;
 

@@ -61,13 +61,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for size in &args.frame_sizes {
         frame_size(size)?;
     }
+    if let Some(model) = &args.model {
+        config.model = Some(model.clone());
+    }
     if args.detection {
         return detection(&args, &config);
     }
-    config.model = args.model.clone();
     let threads = config.resolved_threads();
     let load_start = Instant::now();
-    let runtime = Runtime::load(config, &hrm_tract::registry())?;
+    let runtime = Runtime::load_without_face_detector(config, &hrm_tract::registry())?;
     let mut session = runtime.au_session()?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let spec = &runtime.package().manifest.input;

@@ -79,7 +79,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if let Some(model) = &args.model {
         config.model = Some(model.clone());
     }
-    let runtime = Runtime::load(config, &hrm_tract::registry())?;
+    if config.model.is_none() {
+        bail!("no model: pass --model PACKAGE, or set `model` in a --config file");
+    }
+    // Aligned faces need no face detector: a [detector] model is not even loaded for them.
+    let registry = hrm_tract::registry();
+    let runtime = match args.aligned {
+        true => Runtime::load_without_face_detector(config, &registry)?,
+        false => Runtime::load(config, &registry)?,
+    };
     let config = runtime.config();
     let au_set = runtime.aus();
     let mut mode = open_mode(&runtime, &args)?;

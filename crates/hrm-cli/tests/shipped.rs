@@ -58,3 +58,19 @@ fn info_describes_the_package() {
         assert!(text.contains(needle), "{needle}: {text}");
     }
 }
+
+#[test]
+fn aligned_faces_need_no_face_detector_even_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aligned.toml");
+    let package = fixtures().join("packages/resnet_basic");
+    std::fs::write(&config, format!("model = {:?}\n[detector]\nmodel = \"missing.onnx\"\n", path(&package))).unwrap();
+    let image = &shared_images()[0];
+    let output = hrm(&["detect", "--config", path(&config), "--aligned", path(image)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), 1, "one aligned face");
+    // Raw frames do need it, and the error names the file.
+    let output = hrm(&["detect", "--config", path(&config), path(image)]);
+    let text = stderr(&output);
+    assert!(!output.status.success() && text.contains("missing.onnx"), "{text}");
+}

@@ -50,8 +50,20 @@ const HRM22: [Au; 22] = [
 const HRM17: [Au; 17] =
     [AU1, AU2, AU4, AU6, AU7, AU9, AU10, AU12, AU14, AU15, AU16, AU17, AU20, AU23, AU24, AU25, AU2X];
 
+// AUs outside HRM's sets, which other AU models report (BP4D's and DISFA's AU5, AU26, ...).
+const AU5: Au = au(5, "AU5", "Upper Lid Raiser", "AU05");
+const AU11: Au = au(11, "AU11", "Nasolabial Deepener", "AU11");
+const AU13: Au = au(13, "AU13", "Sharp Lip Puller", "AU13");
+const AU22: Au = au(22, "AU22", "Lip Funneler", "AU22");
+const AU26: Au = au(26, "AU26", "Jaw Drop", "AU26");
+const AU27: Au = au(27, "AU27", "Mouth Stretch", "AU27");
+const AU45: Au = au(45, "AU45", "Blink", "AU45");
+
 /// Every AU and AD a model may report: a manifest names its outputs by these ids.
-const CATALOGUE: [Au; 22] = HRM22;
+const CATALOGUE: [Au; 29] = [
+    AU1, AU2, AU4, AU5, AU6, AU7, AU9, AU10, AU11, AU12, AU13, AU14, AU15, AU16, AU17, AU18, AD19, AU20, AU22, AU23,
+    AU24, AU25, AU26, AU27, AU2X, AU28, AD32, AU43E, AU45,
+];
 
 /// The AU with this id (`AU12`, `AD19`), if the catalogue has it.
 pub fn find(id: &str) -> Option<&'static Au> {
@@ -166,6 +178,10 @@ mod tests {
         assert_eq!(list.aus()[1].label, 19);
         assert_eq!(list.to_string(), "2 AUs");
         assert_eq!(AuList::from_ids(&["AU12", "AU99"]), Err("AU99".to_string()));
+        // BP4D's AUs, outside HRM's sets.
+        let bp4d = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU14", "AU15", "AU17", "AU23", "AU24"];
+        assert_eq!(AuList::from_ids(&bp4d).unwrap().len(), 12);
+        assert_eq!(AuList::from_ids(&["AU26", "AU45"]).unwrap().aus()[1].column, "AU45");
         assert_eq!(AuList::from_ids(&AuList::hrm17().ids()).unwrap().to_string(), "hrm17");
     }
 }

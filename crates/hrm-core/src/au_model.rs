@@ -47,9 +47,9 @@ pub struct AuClassifier {
 }
 
 impl AuClassifier {
-    /// `thresholds` holds one value per AU of the manifest, in its order; `batch_size` faces go
-    /// to the session at once.
-    pub fn new(
+    /// `thresholds` holds one value per AU of the manifest, in its order (the runtime resolves
+    /// them); `batch_size` faces go to the session at once.
+    pub(crate) fn new(
         manifest: &Manifest,
         session: Box<dyn InferenceSession>,
         thresholds: Vec<f32>,
@@ -125,6 +125,10 @@ impl AuDetector for AuClassifier {
     }
 
     fn detect_rgb(&mut self, faces: &[&RgbImage]) -> Result<Vec<FaceAus>> {
+        if self.aus.is_empty() || self.thresholds.len() != self.aus.len() {
+            let message = format!("{} AUs with {} thresholds", self.aus.len(), self.thresholds.len());
+            return Err(self.output_error(message));
+        }
         let mut results = Vec::with_capacity(faces.len());
         for chunk in faces.chunks(self.batch_size) {
             let scores = self.scores(chunk)?;

@@ -208,9 +208,10 @@ impl ModelPackage {
         }
         let text = files::read_text_file(&path, MAX_MANIFEST_BYTES)?;
         let manifest = Manifest::parse(&text, &path)?;
-        let graph_path = dir.join(&manifest.files[GRAPH_FILE].name);
+        let graph = manifest.file(&path, GRAPH_FILE)?;
+        let graph_path = dir.join(&graph.name);
         let graph_bytes = files::read_regular_file(&graph_path, hrm_backend::backend::MAX_GRAPH_BYTES)?;
-        check_hash(&graph_path, &manifest.files[GRAPH_FILE].sha256, sha256_bytes(&graph_bytes))?;
+        check_hash(&graph_path, &graph.sha256, sha256_bytes(&graph_bytes))?;
         let mut weights_len = 0;
         for (role, entry) in manifest.files.iter().filter(|(role, _)| *role != GRAPH_FILE) {
             let file = dir.join(&entry.name);
@@ -227,7 +228,8 @@ impl ModelPackage {
     }
 
     pub fn graph_path(&self) -> PathBuf {
-        self.dir.join(&self.manifest.files[GRAPH_FILE].name)
+        // A loaded package has a graph; without one the folder itself is named, which no backend reads.
+        self.dir.join(self.manifest.files.get(GRAPH_FILE).map_or("", |f| f.name.as_str()))
     }
 
     /// The graph as a backend loads it: one image tensor in, the batch free.
@@ -391,7 +393,7 @@ impl Manifest {
             |shape: &[GraphDim]| shape.len() == 2 && shape.iter().zip(&output_dims).all(|(g, d)| matches(g, d));
         let expected = format!("one output [N, {aus}] (one value per AU of the manifest's `aus`)");
         one_value(file, "graph outputs", &graph.outputs, output_ok, expected)?;
-        let weights_file = &self.files[WEIGHTS_FILE].name;
+        let weights_file = &self.file(file, WEIGHTS_FILE)?.name;
         let mut external = std::collections::BTreeMap::new();
         for tensor in &graph.tensors {
             match &tensor.location {
@@ -468,6 +470,12 @@ impl Manifest {
         };
         manifest.validate(file)?;
         Ok(manifest)
+    }
+
+    /// The file of a role (`graph`, `weights`); an error naming `file` (the manifest) without it.
+    pub fn file(&self, file: &Path, role: &str) -> Result<&FileEntry> {
+        (self.files.get(role))
+            .ok_or_else(|| Error::field(file, format!("files.{role}"), "a file of the package", "nothing"))
     }
 
     /// The AUs of the output columns (validated when the manifest was read).

@@ -48,13 +48,24 @@ impl Runtime {
     /// Loads the package named by `config.model` and the face detector named by
     /// `[detector] model`, on the backends the configuration names from `registry`.
     pub fn load(config: Config, registry: &BackendRegistry) -> Result<Runtime, LoadError> {
+        Runtime::load_stages(config, registry, true)
+    }
+
+    /// As [`Runtime::load`], for faces that come aligned: `[detector] model` is not loaded (nor
+    /// needed), and [`Runtime::pipeline`] is an error.
+    pub fn load_without_face_detector(config: Config, registry: &BackendRegistry) -> Result<Runtime, LoadError> {
+        Runtime::load_stages(config, registry, false)
+    }
+
+    fn load_stages(config: Config, registry: &BackendRegistry, faces: bool) -> Result<Runtime, LoadError> {
         use LoadError::{Config as Bad, Model};
-        let dir = config.model.clone().ok_or_else(|| {
-            Bad(Error::field(&config.origin, "model", "a model package folder (or --model)", "nothing"))
-        })?;
-        // Every settings table must name a backend that is there, and each backend used checks its own.
+        let dir = config
+            .model
+            .clone()
+            .ok_or_else(|| Bad(Error::field(&config.origin, "model", "the AU model's package folder", "nothing")))?;
+        // Every settings table must name a registered backend, which checks it.
         for name in config.backend.settings.keys() {
-            registry.get(name).map_err(Bad)?;
+            registry.get(name).and_then(|b| b.check_settings(&config.backend_options(name))).map_err(Bad)?;
         }
         let au_backend = registry.get(&config.backend).map_err(Bad)?;
         let face_backend = registry.get(config.detector_backend()).map_err(Bad)?;
@@ -64,14 +75,15 @@ impl Runtime {
         let package = ModelPackage::load(&dir).map_err(Model)?;
         let aus = package.manifest.au_list();
         check_thresholds(&config.origin, "thresholds", &aus, &config.thresholds, false).map_err(Bad)?;
+        // A loaded package has a threshold for every AU; 0.5 (HRM's) should one be missing.
         let thresholds = (aus.aus().iter())
-            .map(|au| config.thresholds.get(au.id).copied().unwrap_or(package.manifest.thresholds[au.id]))
+            .map(|au| config.thresholds.get(au.id).or(package.manifest.thresholds.get(au.id)).copied().unwrap_or(0.5))
             .collect();
         let au_model =
             au_backend.load(&package.graph_spec(), &config.backend_options(au_backend.name())).map_err(Model)?;
-        let face_model = match &config.detector.model {
-            Some(model) => Some(load_face_model(&config, face_backend, model).map_err(Model)?),
-            None => None,
+        let face_model = match (&config.detector.model, faces) {
+            (Some(model), true) => Some(load_face_model(&config, face_backend, model).map_err(Model)?),
+            _ => None,
         };
         Ok(Runtime { config, package, aus, thresholds, au_model, face_model })
     }

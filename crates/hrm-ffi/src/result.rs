@@ -1,9 +1,9 @@
 //! Detection calls and their library-owned results (`hrm_result`, read face by face as `hrm_face`).
 
 use crate::handle::{give, handle, handle_mut};
-use crate::image::{hrm_image, write_sized, Frame, GrowingStruct};
+use crate::image::{hrm_image, read_sized, write_sized, Frame, GrowingStruct};
 use crate::runtime::{hrm_detector, StaticCStr};
-use crate::status::{arg, guard, hrm_status, out_arg, Failure};
+use crate::status::{guard, hrm_status, out_arg, Failure};
 use hrm_core::FaceAus;
 use std::ffi::c_char;
 
@@ -49,6 +49,8 @@ pub struct hrm_face {
     /// Added in version 2 (offset 96): the 2x3 affine matrix, row-major, that maps frame
     /// pixels to the pixels of the crop the AU model saw (`[a, -b, tx, b, a, ty]`, OpenCV's
     /// `warpAffine` convention); for `hrm_detect_aligned`, the resize of the image to the crop.
+    /// A library older than this field leaves it as the caller set it: zero the struct, and all
+    /// zeros (never a valid transform) means it was not filled.
     pub crop_transform: [f32; 6],
 }
 
@@ -80,7 +82,26 @@ pub struct hrm_result {
 }
 
 impl hrm_result {
-    fn new(timestamp: i64, au_ids: &'static [StaticCStr], faces: Vec<(FaceBox, FaceAus)>) -> hrm_result {
+    /// A result whose every face has one probability and one presence flag per AU id: C reads
+    /// `au_count` entries behind each face's pointers, so a row of another length is refused.
+    fn new(
+        timestamp: i64,
+        au_ids: &'static [StaticCStr],
+        faces: Vec<(FaceBox, FaceAus)>,
+    ) -> Result<hrm_result, Failure> {
+        if let Some((_, aus)) =
+            faces.iter().find(|(_, aus)| aus.probabilities.len() != au_ids.len() || aus.present.len() != au_ids.len())
+        {
+            return Err(Failure::new(
+                crate::status::HRM_ERROR_BACKEND,
+                format!(
+                    "the AU model gave {} probabilities and {} presence flags for {} AUs",
+                    aus.probabilities.len(),
+                    aus.present.len(),
+                    au_ids.len()
+                ),
+            ));
+        }
         let mut result = hrm_result {
             timestamp,
             au_ids,
@@ -93,7 +114,7 @@ impl hrm_result {
             result.probabilities.extend(&aus.probabilities);
             result.present.extend(aus.present.iter().map(|&p| p as u8));
         }
-        result
+        Ok(result)
     }
 }
 
@@ -130,8 +151,9 @@ pub unsafe extern "C" fn hrm_detect_frame(
                 (FaceBox { score: f.face.score, bbox: f.face.bbox, keypoints, crop_transform }, f.aus)
             })
             .collect();
+        let result = hrm_result::new(frame.timestamp, ids, faces)?;
         // SAFETY: out_arg checked `out`, which the caller guarantees is writable.
-        unsafe { give(out, hrm_result::new(frame.timestamp, ids, faces)) };
+        unsafe { give(out, result) };
         Ok(())
     })
 }
@@ -168,8 +190,9 @@ pub unsafe extern "C" fn hrm_detect_aligned(
         // whole stays within a budget, checked before any copy is made.
         let mut pixels = 0u64;
         for (i, &image) in images.iter().enumerate() {
-            // SAFETY: the caller guarantees each pointer is NULL or points at an hrm_image.
-            let image = unsafe { arg(image, &format!("faces[{i}]"))? };
+            // SAFETY: the caller guarantees each pointer is NULL or points at an hrm_image of its
+            // struct_size.
+            let image = unsafe { read_sized(image, &format!("faces[{i}]"))? };
             pixels = pixels.saturating_add(image.width as u64 * image.height as u64);
         }
         if pixels > detector.max_batch_pixels {
@@ -196,8 +219,9 @@ pub unsafe extern "C" fn hrm_detect_aligned(
             crop_transform: [crop_width / v.width() as f32, 0.0, 0.0, 0.0, crop_height / v.height() as f32, 0.0],
         });
         let ids = detector.au_ids;
+        let result = hrm_result::new(frames[0].timestamp, ids, boxes.zip(aus).collect())?;
         // SAFETY: out_arg checked `out`, which the caller guarantees is writable.
-        unsafe { give(out, hrm_result::new(frames[0].timestamp, ids, boxes.zip(aus).collect())) };
+        unsafe { give(out, result) };
         Ok(())
     })
 }

@@ -104,15 +104,6 @@ pub(crate) fn guard(function: &str, body: impl FnOnce() -> Result<(), Failure>) 
     }
 }
 
-/// The value behind a pointer the caller passes in, or an error naming the parameter.
-///
-/// # Safety
-/// A non-NULL `ptr` points at a live `T` for the duration of the call.
-pub(crate) unsafe fn arg<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
-    // SAFETY: the caller guarantees a non-NULL `ptr` points at a live `T`.
-    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::invalid(format!("`{name}` is NULL")))
-}
-
 /// A NUL-terminated UTF-8 string argument.
 ///
 /// # Safety

@@ -64,6 +64,10 @@ enum Prepared {
     PerShape(InferenceModel),
 }
 
+/// The most input shapes a model keeps plans for (and a session run states for); past it they are
+/// made anew. A camera gives one frame size, a folder of photographs a few.
+const MAX_PLANS: usize = 16;
+
 /// A graph and the optimised plans made from it so far, which every session shares.
 struct SharedGraph {
     file: String,
@@ -91,6 +95,9 @@ impl SharedGraph {
         let parsed = onnx.parse(&proto, dir).map_err(|e| backend_error(&what, e))?;
         if !parsed.unresolved_inputs.is_empty() {
             return Err(backend_error(&what, format!("unresolved inputs {:?}", parsed.unresolved_inputs)));
+        }
+        if let Some(dims) = spec.inputs.iter().find(|dims| dims.iter().skip(1).any(|d| *d == Dim::Batch)) {
+            return Err(backend_error(&what, format!("input dimensions {dims:?}: the batch must be the first")));
         }
         let mut model = parsed.model;
         if model.input_outlets().map_or(0, |o| o.len()) != spec.inputs.len() {
@@ -174,6 +181,10 @@ impl SharedGraph {
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
             .map_err(|e| backend_error(&what, e))?;
+        // Frames of ever new sizes would otherwise keep a plan each for the model's life.
+        if plans.len() >= MAX_PLANS {
+            plans.clear();
+        }
         plans.insert(shapes.to_vec(), plan.clone());
         Ok(plan)
     }
@@ -207,6 +218,9 @@ impl TractSession {
     fn run_once(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>> {
         let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
         if !self.states.contains_key(&shapes) {
+            if self.states.len() >= MAX_PLANS {
+                self.states.clear();
+            }
             let state = self.graph.plan(&shapes)?.spawn().map_err(|e| backend_error("preparing a run", e))?;
             self.states.insert(shapes.clone(), state);
         }
@@ -257,6 +271,12 @@ impl InferenceSession for TractSession {
                 .collect();
             let views = slices.iter().map(|(shape, data)| TensorView::new(shape, data)).collect::<Result<Vec<_>>>()?;
             let outputs = self.run_once(&views)?;
+            if let Some(output) = outputs.iter().find(|o| o.shape().first() != Some(&1)) {
+                return Err(backend_error(
+                    "one_image_per_run",
+                    format!("an output of shape {:?} for one image has no batch axis to join along", output.shape()),
+                ));
+            }
             joined.resize_with(outputs.len(), Default::default);
             for ((shape, data), output) in joined.iter_mut().zip(outputs) {
                 *shape = output.shape().to_vec();
