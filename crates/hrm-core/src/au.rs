@@ -129,9 +129,9 @@ impl AuList {
 /// `hrm22` or `hrm17` when the list is one of HRM's sets, else the number of AUs.
 impl std::fmt::Display for AuList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if *self == AuList::hrm22() {
+        if *self.0 == HRM22 {
             f.write_str("hrm22")
-        } else if *self == AuList::hrm17() {
+        } else if *self.0 == HRM17 {
             f.write_str("hrm17")
         } else {
             write!(f, "{} AUs", self.len())

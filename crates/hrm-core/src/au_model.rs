@@ -54,17 +54,22 @@ impl AuClassifier {
         session: Box<dyn InferenceSession>,
         thresholds: Vec<f32>,
         batch_size: usize,
-    ) -> AuClassifier {
-        AuClassifier {
+    ) -> Result<AuClassifier> {
+        let aus = manifest.au_list();
+        if aus.is_empty() || thresholds.len() != aus.len() {
+            let message = format!("{} AUs with {} thresholds", aus.len(), thresholds.len());
+            return Err(Error::ModelOutput { model: manifest.name.clone(), message });
+        }
+        Ok(AuClassifier {
             name: manifest.name.clone(),
-            aus: manifest.au_list(),
+            aus,
             input: manifest.input.clone(),
             output: manifest.output,
             session,
             thresholds,
             batch_size: batch_size.max(1),
             buffer: Vec::new(),
-        }
+        })
     }
 
     /// The scores of one batch, `faces.len()` rows of one value per AU.
@@ -125,10 +130,6 @@ impl AuDetector for AuClassifier {
     }
 
     fn detect_rgb(&mut self, faces: &[&RgbImage]) -> Result<Vec<FaceAus>> {
-        if self.aus.is_empty() || self.thresholds.len() != self.aus.len() {
-            let message = format!("{} AUs with {} thresholds", self.aus.len(), self.thresholds.len());
-            return Err(self.output_error(message));
-        }
         let mut results = Vec::with_capacity(faces.len());
         for chunk in faces.chunks(self.batch_size) {
             let scores = self.scores(chunk)?;

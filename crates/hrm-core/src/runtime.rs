@@ -63,14 +63,14 @@ impl Runtime {
             .model
             .clone()
             .ok_or_else(|| Bad(Error::field(&config.origin, "model", "the AU model's package folder", "nothing")))?;
-        // Every settings table must name a registered backend, which checks it.
-        for name in config.backend.settings.keys() {
-            registry.get(name).and_then(|b| b.check_settings(&config.backend_options(name))).map_err(Bad)?;
-        }
         let au_backend = registry.get(&config.backend).map_err(Bad)?;
         let face_backend = registry.get(config.detector_backend()).map_err(Bad)?;
-        for backend in [au_backend, face_backend] {
-            backend.check_settings(&config.backend_options(backend.name())).map_err(Bad)?;
+        // The backends used, and every one a settings table names (which must be registered),
+        // each check their settings once.
+        let mut checked = std::collections::BTreeSet::from([au_backend.name(), face_backend.name()]);
+        checked.extend(config.backend.settings.keys().map(String::as_str));
+        for name in checked {
+            registry.get(name).and_then(|b| b.check_settings(&config.backend_options(name))).map_err(Bad)?;
         }
         let package = ModelPackage::load(&dir).map_err(Model)?;
         let aus = package.manifest.au_list();
@@ -114,7 +114,7 @@ impl Runtime {
     /// The AU model with a session of its own, for faces that come aligned.
     pub fn au_classifier(&self) -> Result<AuClassifier> {
         let session = self.au_model.session()?;
-        Ok(AuClassifier::new(&self.package.manifest, session, self.thresholds.clone(), self.config.batch_size))
+        AuClassifier::new(&self.package.manifest, session, self.thresholds.clone(), self.config.batch_size)
     }
 
     /// The whole pipeline for raw frames, with sessions of its own; an error naming the

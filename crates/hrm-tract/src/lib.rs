@@ -82,6 +82,9 @@ impl SharedGraph {
     fn load(spec: &GraphSpec, threads: usize) -> Result<SharedGraph> {
         let file = spec.path.display().to_string();
         let what = format!("loading {file}");
+        if let Some(dims) = spec.inputs.iter().find(|dims| dims.iter().skip(1).any(|d| *d == Dim::Batch)) {
+            return Err(backend_error(&what, format!("input dimensions {dims:?}: the batch must be the first")));
+        }
         let onnx = tract_onnx::onnx();
         // Read here, a regular file of bounded size, rather than mapped by tract: a FIFO or
         // /dev/zero given as a model is an error, not a hang.
@@ -96,12 +99,9 @@ impl SharedGraph {
         if !parsed.unresolved_inputs.is_empty() {
             return Err(backend_error(&what, format!("unresolved inputs {:?}", parsed.unresolved_inputs)));
         }
-        if let Some(dims) = spec.inputs.iter().find(|dims| dims.iter().skip(1).any(|d| *d == Dim::Batch)) {
-            return Err(backend_error(&what, format!("input dimensions {dims:?}: the batch must be the first")));
-        }
         let mut model = parsed.model;
-        if model.input_outlets().map_or(0, |o| o.len()) != spec.inputs.len() {
-            let found = model.input_outlets().map_or(0, |o| o.len());
+        let found = model.input_outlets().map_or(0, |o| o.len());
+        if found != spec.inputs.len() {
             return Err(backend_error(&what, format!("the graph has {found} inputs, {} expected", spec.inputs.len())));
         }
         let prepared = if spec.inputs.iter().flatten().any(|d| *d == Dim::Any) {
@@ -163,7 +163,7 @@ impl SharedGraph {
         let what = format!("preparing {} for inputs {shapes:?}", self.file);
         let typed = match &self.prepared {
             Prepared::Symbolic { model, batch } => {
-                let size = self.batch_of(shapes).unwrap_or(1);
+                let size = self.batch_of(shapes.iter().map(|s| s.as_slice())).unwrap_or(1);
                 model.set_symbols(&HashMap::from([(batch.clone(), (size as i64).to_dim())]))
             }
             Prepared::PerShape(model) => {
@@ -189,10 +189,15 @@ impl SharedGraph {
         Ok(plan)
     }
 
-    /// The batch size of these inputs, if any input has a batch.
-    fn batch_of(&self, shapes: &[Vec<usize>]) -> Option<usize> {
-        self.inputs.iter().zip(shapes).find_map(|(dims, shape)| {
-            dims.iter().zip(shape).find_map(|(dim, &size)| (*dim == Dim::Batch).then_some(size))
+    /// The batch size of inputs of these shapes (the first dimension of a batched input), if any
+    /// input has a batch.
+    fn batch_of<'a>(&self, shapes: impl IntoIterator<Item = &'a [usize]>) -> Option<usize> {
+        (self.inputs.iter().zip(shapes)).find_map(|(dims, shape)| {
+            if dims.first() == Some(&Dim::Batch) {
+                shape.first().copied()
+            } else {
+                None
+            }
         })
     }
 }
@@ -248,8 +253,7 @@ type Tensor_ = tract_onnx::prelude::Tensor;
 impl InferenceSession for TractSession {
     fn run(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>> {
         self.graph.check_inputs(inputs)?;
-        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        let batch = self.graph.batch_of(&shapes).unwrap_or(1);
+        let batch = self.graph.batch_of(inputs.iter().map(|t| t.shape())).unwrap_or(1);
         if !self.graph.one_image_per_run || batch == 1 {
             return self.run_once(inputs);
         }
