@@ -182,8 +182,23 @@ typedef struct hrm_face {
   // pixels to the pixels of the crop the AU model saw (`[a, -b, tx, b, a, ty]`, OpenCV's
   // `warpAffine` convention); for `hrm_detect_aligned`, the resize of the image to the crop.
   // A library older than this field leaves it as the caller set it: zero the struct, and all
-  // zeros (never a valid transform) means it was not filled.
+  // zeros (never a valid transform) means it was not filled. For the MediaPipe estimator, the
+  // map to the face mesh's 256x256 crop (zeros when the face was too small for the mesh).
   float crop_transform[6];
+  // Added in version 3 (offset 120): 1 when `pose` and `pose_matrix` hold the head pose, 0
+  // when not (no mesh ran, the mesh saw no face, or a library older than this field).
+  uint32_t has_pose;
+  // The face mesh's presence score, 0 to 1 (MediaPipe drops faces under 0.5); NaN when the
+  // mesh did not run on this face.
+  float mesh_score;
+  // Head pose in degrees: pitch, yaw, roll, with `R = Rz(roll) * Ry(yaw) * Rx(pitch)` the
+  // rotation of `pose_matrix` (MediaPipe's convention); NaN without a pose.
+  float pose[3];
+  // 478 when the face has mesh landmarks (read them with `hrm_result_face_landmarks`), else 0.
+  uint32_t landmark_count;
+  // MediaPipe's facial transformation matrix, row-major 4x4: the canonical face model (in
+  // centimetres) to camera space; zeros without a pose.
+  float pose_matrix[16];
 } hrm_face;
 
 // Success.
@@ -373,6 +388,32 @@ hrm_status hrm_result_timestamp(const struct hrm_result *result, int64_t *timest
 // # Safety
 // `result` came from a detection call; `face` points at an `hrm_face`.
 hrm_status hrm_result_face(const struct hrm_result *result, size_t index, struct hrm_face *face);
+
+// The mesh landmarks of face `index`: `*points` gets `3 * *count` floats, x, y, z of each point
+// in the frame's pixels (z is depth at the scale of x, negative towards the camera), owned by
+// the result and valid until `hrm_result_free`. A face without landmarks (no mesh ran, or the
+// mesh saw no face) gives `*count` 0 and `*points` NULL. Any thread.
+//
+// # Safety
+// `result` came from a detection call; `points` and `count` are writable.
+hrm_status hrm_result_face_landmarks(const struct hrm_result *result,
+                                     size_t index,
+                                     const float **points,
+                                     size_t *count);
+
+// The blendshape scores of face `index`, when the AU model is the MediaPipe estimator:
+// `*scores` gets `*count` floats (0 to 1) and `*names` as many static strings (MediaPipe's
+// names: `"_neutral"`, `"browDownLeft"`, ...), in the same order. The scores are owned by the
+// result, valid until `hrm_result_free`. A face without them gives `*count` 0 and NULL
+// pointers. Any thread.
+//
+// # Safety
+// `result` came from a detection call; `scores`, `names` and `count` are writable.
+hrm_status hrm_result_face_blendshapes(const struct hrm_result *result,
+                                       size_t index,
+                                       const float **scores,
+                                       const char *const **names,
+                                       size_t *count);
 
 // Frees a result; NULL is ignored. Any thread, once.
 //

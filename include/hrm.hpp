@@ -95,9 +95,23 @@ struct Face {
     /// Right eye, left eye, nose tip, right and left mouth corner, as {x, y}.
     std::array<std::array<float, 2>, 5> keypoints;
     Span<const char *> au_ids;
+    /// NaN for an AU the model does not estimate (the MediaPipe estimator's AD19, AU23, AD32).
     Span<float> probabilities;
     /// 1 where the AU is present.
     Span<uint8_t> present;
+    /// The face mesh's presence score (NaN when the mesh did not run on this face).
+    float mesh_score;
+    /// Whether `pose` and `pose_matrix` hold the head pose.
+    bool has_pose;
+    /// Pitch, yaw, roll in degrees (R = Rz(roll) * Ry(yaw) * Rx(pitch)).
+    std::array<float, 3> pose;
+    /// MediaPipe's facial transformation matrix, row-major 4x4.
+    std::array<float, 16> pose_matrix;
+    /// x, y, z of each of the 478 mesh landmarks, flat (empty without a mesh).
+    Span<float> landmarks;
+    /// MediaPipe's 52 blendshape scores and their names (the MediaPipe estimator only).
+    Span<float> blendshapes;
+    Span<const char *> blendshape_names;
 };
 
 /// Describes a frame the caller owns; libhrm reads it during a detection call only.
@@ -142,6 +156,19 @@ public:
         face.au_ids = Span<const char *>(raw.au_ids, raw.au_count);
         face.probabilities = Span<float>(raw.probabilities, raw.au_count);
         face.present = Span<uint8_t>(raw.present, raw.au_count);
+        face.mesh_score = raw.mesh_score;
+        face.has_pose = raw.has_pose != 0;
+        for (size_t i = 0; i < 3; i++) face.pose[i] = raw.pose[i];
+        for (size_t i = 0; i < 16; i++) face.pose_matrix[i] = raw.pose_matrix[i];
+        const float *points = nullptr;
+        size_t count = 0;
+        detail::check(hrm_result_face_landmarks(result_.get(), index, &points, &count));
+        face.landmarks = Span<float>(points, 3 * count);
+        const float *scores = nullptr;
+        const char *const *names = nullptr;
+        detail::check(hrm_result_face_blendshapes(result_.get(), index, &scores, &names, &count));
+        face.blendshapes = Span<float>(scores, count);
+        face.blendshape_names = Span<const char *>(names, count);
         return face;
     }
 

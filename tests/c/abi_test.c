@@ -120,8 +120,9 @@ static void test_runtime_misuse(const char *good_package, const char *bad_packag
     snprintf(text, sizeof text, "model = \"%s\"\nthreds = 2\n", good_package);
     expect("runtime with an unknown key", hrm_runtime_new_from_string(text, NULL, &runtime), HRM_ERROR_CONFIG,
            "threds");
-    expect("runtime without a model", hrm_runtime_new_from_string("threads = 1\n", NULL, &runtime), HRM_ERROR_CONFIG,
-           "model");
+    expect("runtime with a missing mesh package",
+           hrm_runtime_new_from_string("[mesh]\nmodel = \"/nonexistent/mesh\"\n", NULL, &runtime), HRM_ERROR_MODEL,
+           "/nonexistent/mesh");
     snprintf(text, sizeof text, "model = \"%s\"\nbackend = \"cuda-of-my-dreams\"\n", good_package);
     expect("runtime with an unknown backend", hrm_runtime_new_from_string(text, NULL, &runtime), HRM_ERROR_CONFIG,
            "cuda-of-my-dreams");
@@ -382,10 +383,10 @@ static void test_bitmaps(const char *config_path) {
     expect("bitmap with a NULL out", hrm_bitmap_load(config_path, NULL), HRM_ERROR_INVALID_ARGUMENT, "out");
 }
 
-/* A runtime without [detector]: aligned faces work, raw frames are a configuration error. */
+/* A runtime without [detector] or mesh: aligned faces work, raw frames use the built-in YuNet. */
 static void test_aligned_only(const char *good_package, const char *photo) {
     char text[4096];
-    snprintf(text, sizeof text, "model = \"%s\"\nthreads = 1\n", good_package);
+    snprintf(text, sizeof text, "model = \"%s\"\nthreads = 1\n[mesh]\nenabled = false\n", good_package);
     hrm_runtime *runtime = NULL;
     hrm_detector *detector = NULL;
     expect("runtime from a string", hrm_runtime_new_from_string(text, NULL, &runtime), HRM_OK, NULL);
@@ -406,8 +407,12 @@ static void test_aligned_only(const char *good_package, const char *photo) {
                "struct_size");
         expect("bitmap image into NULL", hrm_bitmap_image(bitmap, NULL), HRM_ERROR_INVALID_ARGUMENT, "out");
         hrm_result *result = NULL;
-        expect("raw frame without [detector]", hrm_detect_frame(detector, &image, &result), HRM_ERROR_CONFIG,
-               "[detector]");
+        expect("raw frame with the built-in YuNet", hrm_detect_frame(detector, &image, &result), HRM_OK, NULL);
+        CHECK(face_count(result) == 1, "the built-in YuNet finds the face");
+        hrm_face found = face_at(result, 0);
+        CHECK(found.has_pose == 0 && found.landmark_count == 0 && isnan(found.mesh_score), "no mesh, no pose");
+        hrm_result_free(result);
+        result = NULL;
         const hrm_image *faces[2] = {&image, &image};
         expect("hrm_detect_aligned with 2 faces", hrm_detect_aligned(detector, faces, 2, &result), HRM_OK, NULL);
         CHECK(face_count(result) == 2, "2 aligned faces in, 2 results out");

@@ -27,10 +27,30 @@ pub struct Hints {
     pub one_image_per_run: bool,
 }
 
-/// A graph to load: an ONNX file (external data beside it) and the shapes its inputs will have.
+/// Where a graph's ONNX bytes come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GraphSource {
+    /// An ONNX file; external data is read from its folder.
+    File(PathBuf),
+    /// A graph compiled into the program (hrm's built-in models), every weight inside it;
+    /// `name` stands for it in errors.
+    Embedded { name: String, bytes: &'static [u8] },
+}
+
+impl GraphSource {
+    /// The file, or the built-in model's name, for messages.
+    pub fn name(&self) -> String {
+        match self {
+            GraphSource::File(path) => path.display().to_string(),
+            GraphSource::Embedded { name, .. } => format!("built-in {name}"),
+        }
+    }
+}
+
+/// A graph to load: its ONNX bytes and the shapes its inputs will have.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphSpec {
-    pub path: PathBuf,
+    pub source: GraphSource,
     /// One entry per graph input, in the graph's order.
     pub inputs: Vec<Vec<Dim>>,
     pub hints: Hints,

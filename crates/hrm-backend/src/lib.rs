@@ -8,6 +8,8 @@ pub mod error;
 pub mod files;
 pub mod tensor;
 
-pub use backend::{Backend, BackendOptions, BackendRegistry, Dim, GraphSpec, Hints, InferenceSession, LoadedModel};
+pub use backend::{
+    Backend, BackendOptions, BackendRegistry, Dim, GraphSource, GraphSpec, Hints, InferenceSession, LoadedModel,
+};
 pub use error::{Error, Result};
 pub use tensor::{Tensor, TensorView};

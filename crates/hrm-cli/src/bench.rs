@@ -70,6 +70,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let threads = config.resolved_threads();
     let load_start = Instant::now();
     let runtime = Runtime::load_without_face_detector(config, &hrm_tract::registry())?;
+    anyhow::ensure!(
+        runtime.package().manifest.kind == hrm_core::manifest::ModelKind::AuClassifier,
+        "`{}` reads the face mesh's landmarks, not a crop: time it with --detection --pipeline",
+        runtime.package().manifest.name
+    );
     let mut session = runtime.au_session()?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let spec = &runtime.package().manifest.input;
@@ -131,8 +136,7 @@ fn frame_size(text: &str) -> anyhow::Result<(usize, usize)> {
 fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     use hrm_core::align::align;
     use hrm_core::face::FaceDetector;
-    let model = (config.detector.model.as_ref())
-        .ok_or_else(|| anyhow::anyhow!("--detection needs [detector] model in --config"))?;
+    let detector = config.detector.model.as_ref().map_or("built-in YuNet-s".into(), |m| m.display().to_string());
     let threads = config.resolved_threads();
     let registry = hrm_tract::registry();
     /// What is timed per frame.
@@ -140,15 +144,19 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
         Detection(hrm_core::face::YunetDetector),
         Pipeline(hrm_core::pipeline::Pipeline),
     }
-    let mut timed = match args.pipeline {
-        true => Timed::Pipeline(Runtime::load(config.clone(), &registry)?.pipeline()?),
-        false => Timed::Detection(hrm_core::runtime::face_detector_alone(config, &registry)?),
+    let (mut timed, stages) = match args.pipeline {
+        true => {
+            let runtime = Runtime::load(config.clone(), &registry)?;
+            let mesh = if runtime.has_mesh() { " + face mesh + head pose" } else { "" };
+            let stages = format!("detection{mesh} + AU model `{}`", runtime.package().manifest.name);
+            (Timed::Pipeline(runtime.pipeline()?), stages)
+        }
+        false => (Timed::Detection(hrm_core::runtime::face_detector_alone(config, &registry)?), "detection".into()),
     };
     let image = args.image.clone().ok_or_else(|| anyhow::anyhow!("--detection needs --image PHOTO"))?;
     let photo = hrm_core::image::decode_file(&image)?;
     crate::print(&format!(
-        "{} on {} with {threads} threads; frames made from {}\n",
-        model.display(),
+        "{stages}: {detector} on {} with {threads} threads; frames made from {}\n",
         config.detector_backend(),
         image.display()
     ))?;

@@ -5,9 +5,12 @@
 //! input failed.
 
 use anyhow::{bail, Context};
+use hrm_core::blendshapes::BLENDSHAPE_NAMES;
 use hrm_core::face::Face;
-use hrm_core::pipeline::Pipeline;
-use hrm_core::{AuClassifier, AuDetector, AuList, Config, FaceAus, RgbImage, Runtime};
+use hrm_core::geometry::Pose;
+use hrm_core::manifest::ModelKind;
+use hrm_core::pipeline::{FaceResult, Pipeline};
+use hrm_core::{AuDetector, AuList, Config, FaceAus, RgbImage, Runtime};
 use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
@@ -19,7 +22,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct DetectArgs {
-    /// Model package folder (overrides `model` in the configuration).
+    /// Model package folder (overrides `model` in the configuration). Without either, the
+    /// MediaPipe estimator built into hrm.
     #[arg(long)]
     model: Option<PathBuf>,
     /// TOML configuration (backend, threads, batch size, thresholds).
@@ -34,6 +38,9 @@ pub struct DetectArgs {
     save_aligned: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "json")]
     format: Format,
+    /// Add the face mesh's 478 landmarks (x, y, z in frame pixels) to each JSON row.
+    #[arg(long)]
+    landmarks: bool,
     /// Output file. JSON goes to stdout without it; CSV goes to predict.csv (and predict_prob.csv).
     #[arg(long)]
     output: Option<PathBuf>,
@@ -48,10 +55,10 @@ enum Format {
     Csv,
 }
 
-/// Where results go. `frames` adds the detection columns (success, score, box, keypoints).
+/// Where results go, and which columns besides the AUs.
 enum Sink {
-    Json { out: Box<dyn Write>, frames: bool },
-    Csv { presence: BufWriter<File>, probabilities: BufWriter<File>, frames: bool },
+    Json { out: Box<dyn Write>, columns: Columns },
+    Csv { presence: BufWriter<File>, probabilities: BufWriter<File>, columns: Columns },
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
@@ -79,9 +86,6 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if let Some(model) = &args.model {
         config.model = Some(model.clone());
     }
-    if config.model.is_none() {
-        bail!("no model: pass --model PACKAGE, or set `model` in a --config file");
-    }
     // Aligned faces need no face detector: a [detector] model is not even loaded for them.
     let registry = hrm_tract::registry();
     let runtime = match args.aligned {
@@ -92,7 +96,9 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let au_set = runtime.aus();
     let mut mode = open_mode(&runtime, &args)?;
     let total = files.len() + failures.len();
-    let mut sink = open_sink(args.format, args.output.as_deref(), au_set, !args.aligned)?;
+    let columns =
+        Columns { frames: !args.aligned, pose: runtime.has_mesh() && !args.aligned, landmarks: args.landmarks };
+    let mut sink = open_sink(args.format, args.output.as_deref(), au_set, columns)?;
 
     let progress = if files.len() > 4 { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
     progress.set_style(
@@ -180,12 +186,13 @@ fn write_whole(
 
 enum Mode {
     /// Every image is one aligned face.
-    Aligned(AuClassifier),
+    Aligned(Box<dyn AuDetector>),
     /// Images are frames: detect, align, then AUs.
     Frames(Pipeline),
 }
 
-/// What `detect` runs on each image, from the runtime; warns when the model is a test fixture.
+/// What `detect` runs on each image, from the runtime; says when the AUs are estimates or the
+/// model is a test fixture.
 fn open_mode(runtime: &Runtime, args: &DetectArgs) -> anyhow::Result<Mode> {
     let manifest = &runtime.package().manifest;
     if manifest.source.fixture {
@@ -195,15 +202,23 @@ fn open_mode(runtime: &Runtime, args: &DetectArgs) -> anyhow::Result<Mode> {
             manifest.name
         );
     }
-    if args.aligned {
-        return Ok(Mode::Aligned(runtime.au_classifier()?));
-    }
-    if !runtime.has_face_detector() {
-        bail!(
-            "{}: face detection needs a YuNet model: set `model` under [detector] (configs/cpu.toml uses \
-             yunet_s_640_640.onnx), or pass --aligned for pre-aligned face crops",
-            runtime.config().origin.display()
+    if manifest.kind == ModelKind::MediapipeBlendshapes {
+        if args.aligned || args.save_aligned.is_some() {
+            bail!(
+                "`{}` estimates AUs from MediaPipe's face mesh, which frames each face itself: run it on whole \
+                 photographs (without --aligned or --save-aligned), or pass --model with a converted HRM package \
+                 for aligned crops",
+                manifest.name
+            );
+        }
+        eprintln!(
+            "note: AUs from `{}` are estimates derived from MediaPipe's blendshapes, not HRM model outputs \
+             (convert the HRM authors' weights with `hrm convert` and pass --model for those)",
+            manifest.name
         );
+    }
+    if args.aligned {
+        return Ok(Mode::Aligned(runtime.au_detector()?));
     }
     let mut pipeline = runtime.pipeline()?;
     if let Some(dir) = &args.save_aligned {
@@ -234,7 +249,7 @@ impl Mode {
                 match detector.detect_rgb(&faces) {
                     Ok(results) => {
                         for ((index, path, _), aus) in batch.iter().zip(&results) {
-                            let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus) };
+                            let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus), mesh: None };
                             sink.write(au_set, &row).context("writing results")?;
                         }
                         faces_found += results.len();
@@ -253,12 +268,18 @@ impl Mode {
                     };
                     faces_found += faces.len();
                     if faces.is_empty() {
-                        let row = Row { path, index: *index, face: 0, detection: None, aus: None };
+                        let row = Row { path, index: *index, face: 0, detection: None, aus: None, mesh: None };
                         sink.write(au_set, &row).context("writing results")?;
                     }
                     for (n, result) in faces.iter().enumerate() {
-                        let row =
-                            Row { path, index: *index, face: n, detection: Some(&result.face), aus: Some(&result.aus) };
+                        let row = Row {
+                            path,
+                            index: *index,
+                            face: n,
+                            detection: Some(&result.face),
+                            aus: Some(&result.aus),
+                            mesh: Some(result),
+                        };
                         sink.write(au_set, &row).context("writing results")?;
                         if let (Some(dir), Some(crop)) = (save_aligned, &result.aligned) {
                             let stem = path.file_stem().map(|s| path_text(Path::new(s))).unwrap_or_default();
@@ -284,6 +305,19 @@ struct Row<'a> {
     detection: Option<&'a Face>,
     /// None for a frame with no face.
     aus: Option<&'a FaceAus>,
+    /// The face's mesh, blendshapes and pose (raw frames only).
+    mesh: Option<&'a FaceResult>,
+}
+
+/// What the rows hold besides the AUs.
+#[derive(Clone, Copy)]
+struct Columns {
+    /// Where the face was found (raw frames).
+    frames: bool,
+    /// Head pose (the mesh ran).
+    pose: bool,
+    /// The mesh's 478 landmarks (JSON).
+    landmarks: bool,
 }
 
 /// File extensions a folder scan takes as images (what the decoders read), compared without case.
@@ -411,7 +445,7 @@ pub fn path_text(path: &Path) -> String {
     out
 }
 
-fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, frames: bool) -> anyhow::Result<Sink> {
+fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, columns: Columns) -> anyhow::Result<Sink> {
     let create = |path: &Path| File::create(path).with_context(|| format!("creating {}", path.display()));
     Ok(match format {
         Format::Json => {
@@ -419,7 +453,7 @@ fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, frames: boo
                 Some(path) => Box::new(BufWriter::new(create(path)?)),
                 None => Box::new(std::io::stdout().lock()),
             };
-            Sink::Json { out, frames }
+            Sink::Json { out, columns }
         }
         Format::Csv => {
             let presence_path = output.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("predict.csv"));
@@ -428,11 +462,12 @@ fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, frames: boo
             let mut presence = BufWriter::new(create(&presence_path)?);
             let mut probabilities = BufWriter::new(create(&probabilities_path)?);
             let labels: Vec<String> = au_set.aus().iter().map(|au| au.label.to_string()).collect();
-            let detection = if frames { DETECTION_COLUMNS } else { "" };
-            writeln!(presence, "frame,{detection}{}", labels.join(","))?;
-            writeln!(probabilities, "file,frame,{detection}{}", labels.join(","))?;
+            let detection = if columns.frames { DETECTION_COLUMNS } else { "" };
+            let pose = if columns.pose { POSE_COLUMNS } else { "" };
+            writeln!(presence, "frame,{detection}{pose}{}", labels.join(","))?;
+            writeln!(probabilities, "file,frame,{detection}{pose}{}", labels.join(","))?;
             eprintln!("writing {} and {}", presence_path.display(), probabilities_path.display());
-            Sink::Csv { presence, probabilities, frames }
+            Sink::Csv { presence, probabilities, columns }
         }
     })
 }
@@ -441,15 +476,18 @@ fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, frames: boo
 const DETECTION_COLUMNS: &str = "face,success,score,x,y,w,h,right_eye_x,right_eye_y,left_eye_x,left_eye_y,\
 nose_x,nose_y,right_mouth_x,right_mouth_y,left_mouth_x,left_mouth_y,";
 
+/// Head pose in degrees (empty where the mesh found no face).
+const POSE_COLUMNS: &str = "pitch,yaw,roll,";
+
 impl Sink {
     fn write(&mut self, au_set: &AuList, row: &Row) -> std::io::Result<()> {
         match self {
-            Sink::Json { out, frames } => {
-                writeln!(out, "{}", json_line(au_set, row, *frames))?;
+            Sink::Json { out, columns } => {
+                writeln!(out, "{}", json_line(au_set, row, *columns))?;
                 out.flush()
             }
-            Sink::Csv { presence, probabilities, frames } => {
-                let (presence_row, probability_row) = csv_rows(au_set, row, *frames);
+            Sink::Csv { presence, probabilities, columns } => {
+                let (presence_row, probability_row) = csv_rows(au_set, row, *columns);
                 writeln!(presence, "{presence_row}")?;
                 writeln!(probabilities, "{probability_row}")?;
                 presence.flush()?;
@@ -469,13 +507,24 @@ impl Sink {
     }
 }
 
-/// One JSON line: the file and face, where the face was found (frames), and its AUs by id.
-fn json_line(au_set: &AuList, row: &Row, frames: bool) -> serde_json::Value {
+/// Whether a row has AUs to report: a face was found and its AUs could be estimated.
+fn succeeded(row: &Row) -> bool {
+    row.aus.is_some_and(FaceAus::is_available)
+}
+
+/// The head pose of a row, in degrees, when the mesh solved it.
+fn pose_of(row: &Row) -> Option<Pose> {
+    row.mesh.and_then(|m| m.pose.as_ref()).map(Pose::from_matrix)
+}
+
+/// One JSON line: the file and face, where the face was found (frames), its AUs by id (`null`
+/// where not estimated), and what the mesh gave (pose, blendshapes, landmarks).
+fn json_line(au_set: &AuList, row: &Row, columns: Columns) -> serde_json::Value {
     let mut object = serde_json::Map::new();
     object.insert("file".into(), path_text(row.path).into());
     object.insert("face".into(), row.face.into());
-    if frames {
-        object.insert("success".into(), row.aus.is_some().into());
+    if columns.frames {
+        object.insert("success".into(), succeeded(row).into());
     }
     if let Some(face) = row.detection {
         object.insert("score".into(), shortest(face.score));
@@ -484,23 +533,49 @@ fn json_line(au_set: &AuList, row: &Row, frames: bool) -> serde_json::Value {
             face.keypoints.iter().map(|p| p.iter().map(|&v| shortest(v)).collect()).collect();
         object.insert("keypoints".into(), keypoints.into());
     }
+    if let Some(score) = row.mesh.and_then(|m| m.mesh_score) {
+        object.insert("mesh_score".into(), shortest(score));
+    }
+    if columns.pose && row.detection.is_some() {
+        let pose = pose_of(row).map_or(
+            serde_json::Value::Null,
+            |p| serde_json::json!({"pitch": shortest(p.pitch), "yaw": shortest(p.yaw), "roll": shortest(p.roll)}),
+        );
+        object.insert("pose".into(), pose);
+    }
     if let Some(aus) = row.aus {
         let ids = au_set.aus().iter().map(|au| au.id.to_string());
         let p: serde_json::Map<_, _> = ids.clone().zip(aus.probabilities.iter().map(|&p| shortest(p))).collect();
-        let present: serde_json::Map<_, _> = ids.zip(aus.present.iter().map(|&p| p.into())).collect();
+        let present: serde_json::Map<_, _> = ids
+            .zip(aus.probabilities.iter().zip(&aus.present))
+            .map(|(id, (p, &present))| (id, if p.is_nan() { serde_json::Value::Null } else { present.into() }))
+            .collect();
         object.insert("aus".into(), p.into());
         object.insert("present".into(), present.into());
+    }
+    if let Some(blendshapes) = row.mesh.and_then(|m| m.blendshapes.as_ref()) {
+        let named: serde_json::Map<_, _> =
+            BLENDSHAPE_NAMES.iter().zip(blendshapes).map(|(name, &v)| (name.to_string(), shortest(v))).collect();
+        object.insert("blendshapes".into(), named.into());
+    }
+    if columns.landmarks {
+        if let Some(points) = row.mesh.and_then(|m| m.landmarks.as_ref()) {
+            let points: Vec<serde_json::Value> =
+                points.iter().map(|p| p.iter().map(|&v| shortest(v)).collect()).collect();
+            object.insert("landmarks".into(), points.into());
+        }
     }
     serde_json::Value::Object(object)
 }
 
 /// One row of `predict.csv` (frame, 0/1 per AU) and of `predict_prob.csv` (file, frame,
-/// probability per AU); for frames, the detection columns come after the frame number.
-fn csv_rows(au_set: &AuList, row: &Row, frames: bool) -> (String, String) {
+/// probability per AU); for frames, the detection (and pose) columns come after the frame number.
+/// An AU that was not estimated is an empty cell.
+fn csv_rows(au_set: &AuList, row: &Row, columns: Columns) -> (String, String) {
     let frame = frame_number(row.path).unwrap_or(row.index as u64 + 1);
     let mut detection = String::new();
-    if frames {
-        let success = u8::from(row.aus.is_some());
+    if columns.frames {
+        let success = u8::from(succeeded(row));
         let numbers: Vec<String> = match row.detection {
             Some(f) => std::iter::once(f.score)
                 .chain(f.bbox)
@@ -511,10 +586,22 @@ fn csv_rows(au_set: &AuList, row: &Row, frames: bool) -> (String, String) {
         };
         detection = format!("{},{success},{},", row.face, numbers.join(","));
     }
+    if columns.pose {
+        detection += &match pose_of(row) {
+            Some(p) => format!("{},{},{},", p.pitch, p.yaw, p.roll),
+            None => ",,,".to_string(),
+        };
+    }
     let (flags, values): (Vec<&str>, Vec<String>) = match row.aus {
         Some(aus) => (
-            aus.present.iter().map(|&p| if p { "1" } else { "0" }).collect(),
-            aus.probabilities.iter().map(|p| p.to_string()).collect(),
+            (aus.probabilities.iter().zip(&aus.present))
+                .map(|(p, &present)| match (p.is_nan(), present) {
+                    (true, _) => "",
+                    (false, true) => "1",
+                    (false, false) => "0",
+                })
+                .collect(),
+            aus.probabilities.iter().map(|p| if p.is_nan() { String::new() } else { p.to_string() }).collect(),
         ),
         None => (vec![""; au_set.len()], vec![String::new(); au_set.len()]),
     };

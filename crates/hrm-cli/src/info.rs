@@ -32,7 +32,28 @@ pub fn describe_architecture(architecture: &Architecture) -> String {
             let depth = layers.iter().sum::<usize>() * convs_per_block + 2;
             format!("ResNet-{depth} ({name} blocks {layers:?}, widths {widths:?}, groups {groups})")
         }
+        Architecture::Mediapipe => {
+            "MediaPipe face landmarker: BlazeFace framing, 478-point face mesh, 52 blendshapes, face geometry".into()
+        }
     }
+}
+
+/// `hrm info` without a package: the models built into hrm, with their hashes and licences.
+pub fn builtin() -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
+    line!(out, "Models built into hrm (used when a configuration names none; verified by sha256 at load):");
+    line!(out, "  face detector: YuNet-s ({}), Apache-2.0", hrm_models::YUNET.name);
+    line!(out, "    sha256 {}", hrm_models::expected_sha256(hrm_models::YUNET.name).unwrap_or("?"));
+    let package = ModelPackage::builtin_mediapipe()?;
+    line!(out, "  AU model and face mesh: `{}` (kind mediapipe-blendshapes), Apache-2.0", package.manifest.name);
+    for (role, file) in &package.manifest.files {
+        line!(out, "    {}  {} ({role})", file.sha256, file.name);
+    }
+    line!(out, "    AUs are estimates derived from MediaPipe's blendshapes, not HRM model outputs.");
+    line!(out, "");
+    out.push_str(hrm_models::LICENSES);
+    crate::print(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
@@ -59,6 +80,9 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
     let aus = m.au_list();
     let kind = match m.kind {
         hrm_core::manifest::ModelKind::AuClassifier => "au-classifier (one aligned face in, a score per AU out)",
+        hrm_core::manifest::ModelKind::MediapipeBlendshapes => {
+            "mediapipe-blendshapes (AU estimates from MediaPipe's blendshapes; blank AUs have no counterpart)"
+        }
     };
     line!(out, "  kind:          {kind}");
     line!(out, "  AUs:           {} ({} AUs)", aus, aus.len());

@@ -34,8 +34,8 @@ enum Command {
         #[arg(long)]
         fixture: bool,
     },
-    /// Describe a model package and verify its files.
-    Info { package: PathBuf },
+    /// Describe a model package and verify its files; without one, the models built into hrm.
+    Info { package: Option<PathBuf> },
     /// Detect Action Units in images or folders of images.
     Detect(detect::DetectArgs),
     /// Measure inference latency of a package on a backend.
@@ -47,7 +47,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert { checkpoint, out, name, heads, fixture } => convert(checkpoint, out, name, heads, fixture),
-        Command::Info { package } => info::run(&package),
+        Command::Info { package: Some(package) } => info::run(&package),
+        Command::Info { package: None } => info::builtin(),
         Command::Detect(args) => detect::run(args),
         Command::Bench(args) => bench::run(args),
     };

@@ -12,7 +12,7 @@ fn detect_json(args: &[&str]) -> (Vec<serde_json::Value>, String, bool) {
 }
 
 fn config() -> String {
-    repo().join("configs/cpu.toml").to_str().unwrap().to_string()
+    repo().join("configs/hrm-package.toml").to_str().unwrap().to_string()
 }
 
 #[test]
@@ -99,13 +99,19 @@ fn csv_rows_carry_the_detection_columns() {
 }
 
 #[test]
-fn raw_frames_without_a_detector_model_are_a_clear_error() {
+fn raw_frames_without_a_detector_model_use_the_built_in_yunet_and_a_missing_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("nodetector.toml");
     let package = fixtures().join("packages/resnet_basic");
     std::fs::write(&config, format!("model = {:?}\n", path(&package))).unwrap();
     let output = hrm(&["detect", "--config", path(&config), path(&shared_images()[0])]);
-    let text = stderr(&output);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["success"], true);
+    std::fs::write(&config, format!("model = {:?}\n[detector]\nmodel = \"missing.onnx\"\n", path(&package))).unwrap();
+    let output = hrm(&["detect", "--config", path(&config), path(&shared_images()[0])]);
     assert!(!output.status.success());
-    assert!(text.contains("nodetector.toml") && text.contains("[detector]") && text.contains("--aligned"), "{text}");
+    assert!(stderr(&output).contains("missing.onnx"), "{}", stderr(&output));
 }

@@ -122,8 +122,10 @@ fn an_empty_folder_says_so_and_fails() {
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     std::fs::write(empty.join(".DS_Store"), "junk").unwrap();
-    let output =
-        hrm_within(30, &["detect", "--aligned", "--config", path(&repo().join("configs/cpu.toml")), path(&empty)]);
+    let output = hrm_within(
+        30,
+        &["detect", "--aligned", "--config", path(&repo().join("configs/hrm-package.toml")), path(&empty)],
+    );
     let text = stderr(&output);
     assert!(!output.status.success());
     assert!(text.contains("no images found") && text.contains("1 files without an image extension"), "{text}");
@@ -354,7 +356,7 @@ fn a_checkpoint_given_as_a_package_gets_the_convert_command() {
 fn fixture_packages_warn_that_their_numbers_mean_nothing() {
     let output = hrm_within(
         60,
-        &["detect", "--aligned", "--config", path(&repo().join("configs/cpu.toml")), path(&shared_images()[0])],
+        &["detect", "--aligned", "--config", path(&repo().join("configs/hrm-package.toml")), path(&shared_images()[0])],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("random-weight test fixture"), "{}", stderr(&output));

@@ -16,8 +16,8 @@ fn the_shipped_package_is_what_hrm_convert_makes_of_its_fixture() {
 }
 
 #[test]
-fn configs_cpu_toml_runs_as_shipped_and_matches_pytorch() {
-    let config = repo().join("configs/cpu.toml");
+fn configs_hrm_package_toml_runs_as_shipped_and_matches_pytorch() {
+    let config = repo().join("configs/hrm-package.toml");
     let image = &shared_images()[5];
     let output = hrm(&["detect", "--config", path(&config), "--aligned", path(image)]);
     assert!(output.status.success(), "{}", stderr(&output));

@@ -12,6 +12,7 @@ pub fn build(g: &mut Graph, architecture: &Architecture, input_size: usize) -> S
         Architecture::Resnet { block, layers, out_channels, stem_width, groups, .. } => {
             resnet(g, *block, layers, out_channels, *stem_width, *groups)
         }
+        Architecture::Mediapipe => unreachable!("checkpoints are recognised as ViTs or ResNets, never MediaPipe's"),
     }
 }
 

@@ -10,11 +10,25 @@ use crate::manifest::{InputSpec, Manifest, OutputKind};
 use crate::preprocess::preprocess_into;
 use hrm_backend::{Dim, InferenceSession, TensorView};
 
-/// AU results for one face, in the model's AU order.
+/// AU results for one face, in the model's AU order. A probability is NaN where the model does
+/// not estimate that AU (the MediaPipe estimator's AD19), or for a face whose AUs could not be
+/// estimated; its presence is then false.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceAus {
     pub probabilities: Vec<f32>,
     pub present: Vec<bool>,
+}
+
+impl FaceAus {
+    /// A face whose AUs could not be estimated (its mesh found no face).
+    pub fn unavailable(aus: usize) -> FaceAus {
+        FaceAus { probabilities: vec![f32::NAN; aus], present: vec![false; aus] }
+    }
+
+    /// Whether any AU was estimated.
+    pub fn is_available(&self) -> bool {
+        self.probabilities.iter().any(|p| !p.is_nan())
+    }
 }
 
 /// A model that gives AUs for face crops. The pipeline holds its AU model through this trait.
@@ -30,6 +44,18 @@ pub trait AuDetector: Send {
     fn detect(&mut self, faces: &[ImageView<'_>]) -> Result<Vec<FaceAus>> {
         let rgb = faces.iter().map(|f| f.to_rgb()).collect::<Result<Vec<RgbImage>>>()?;
         self.detect_rgb(&rgb.iter().collect::<Vec<_>>())
+    }
+
+    /// Whether the model reads a face's mesh landmarks ([`Self::detect_landmarks`]) rather than
+    /// an aligned crop (the MediaPipe estimator).
+    fn reads_landmarks(&self) -> bool {
+        false
+    }
+
+    /// AUs, and the blendshape scores they came from, for one face from its 478 mesh landmarks
+    /// in frame pixels. Only models that [`Self::reads_landmarks`] implement it.
+    fn detect_landmarks(&mut self, _landmarks: &[[f32; 3]]) -> Result<(FaceAus, Vec<f32>)> {
+        Err(Error::InvalidInput("this AU model reads aligned crops, not landmarks".into()))
     }
 }
 

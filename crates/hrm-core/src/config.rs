@@ -14,6 +14,7 @@ pub struct Config {
     #[serde(default)]
     pub backend: BackendChoice,
     /// Model package folder; a relative path is taken from the configuration file's folder.
+    /// Without it, the MediaPipe estimator built into hrm.
     pub model: Option<PathBuf>,
     /// Threads for matrix products; 0 means all cores.
     #[serde(default)]
@@ -34,6 +35,9 @@ pub struct Config {
     /// Where the keypoints go in the aligned crop.
     #[serde(default)]
     pub alignment: AlignmentConfig,
+    /// MediaPipe's face mesh: landmarks and head pose for every face.
+    #[serde(default)]
+    pub mesh: MeshConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub origin: PathBuf,
@@ -46,7 +50,7 @@ pub struct FaceDetectorConfig {
     /// The backend YuNet runs on; the configuration's `backend` without it.
     pub backend: Option<String>,
     /// YuNet ONNX file (`yunet_s_640_640.onnx`); a relative path is taken from the configuration
-    /// file's folder.
+    /// file's folder. Without it, the YuNet-s built into hrm.
     pub model: Option<PathBuf>,
     /// `[width, height]` to letterbox every frame into; without it the network runs at each
     /// frame's own size rounded up to 32 (as OpenCV's FaceDetectorYN does), which finds small
@@ -65,6 +69,29 @@ pub struct FaceDetectorConfig {
     /// Most faces kept per frame, best first; 0 keeps all.
     #[serde(default)]
     pub max_faces: usize,
+}
+
+/// The face mesh's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshConfig {
+    /// Run the mesh on every face for landmarks and head pose, whatever the AU model (the
+    /// MediaPipe estimator runs it always).
+    #[serde(default = "default_mesh_enabled")]
+    pub enabled: bool,
+    /// A `mediapipe-blendshapes` package folder whose face detector, mesh and geometry to use;
+    /// without it, the built-in one (or the AU model's, when it is that kind).
+    pub model: Option<PathBuf>,
+}
+
+fn default_mesh_enabled() -> bool {
+    true
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig { enabled: default_mesh_enabled(), model: None }
+    }
 }
 
 fn default_max_side() -> usize {
@@ -208,6 +235,7 @@ impl Default for Config {
             thresholds: BTreeMap::new(),
             detector: FaceDetectorConfig::default(),
             alignment: AlignmentConfig::default(),
+            mesh: MeshConfig::default(),
             origin: PathBuf::from("<default configuration>"),
         }
     }
@@ -224,7 +252,7 @@ impl Config {
 
     /// Takes relative model paths from `base` (a file's configuration: its folder).
     pub fn resolve_paths(&mut self, base: &Path) {
-        for model in [&mut self.model, &mut self.detector.model].into_iter().flatten() {
+        for model in [&mut self.model, &mut self.detector.model, &mut self.mesh.model].into_iter().flatten() {
             if model.is_relative() {
                 *model = base.join(&*model);
             }

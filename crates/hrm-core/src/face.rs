@@ -5,8 +5,7 @@ use crate::config::FaceDetectorConfig;
 use crate::image::ImageView;
 use crate::resize::resize_bilinear;
 use crate::{Error, Result};
-use hrm_backend::{Dim, GraphSpec, Hints, InferenceSession, TensorView};
-use std::path::Path;
+use hrm_backend::{Dim, GraphSource, GraphSpec, Hints, InferenceSession, TensorView};
 
 /// One detected face, in the frame's own pixels.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,9 +130,9 @@ const YUNET_STRIDES: [usize; 3] = [8, 16, 32];
 impl YunetDetector {
     /// YuNet's graph as a backend loads it: one BGR frame of any size. The shapes a fixed-size
     /// export records are not used, so any YuNet runs at any size.
-    pub fn graph_spec(model: &Path) -> GraphSpec {
+    pub fn graph_spec(source: GraphSource) -> GraphSpec {
         GraphSpec {
-            path: model.to_path_buf(),
+            source,
             inputs: vec![vec![Dim::Fixed(1), Dim::Fixed(3), Dim::Any, Dim::Any]],
             hints: Hints::default(),
         }

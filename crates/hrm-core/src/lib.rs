@@ -6,10 +6,13 @@
 pub mod align;
 pub mod au;
 pub mod au_model;
+pub mod blendshapes;
 pub mod config;
 pub mod face;
+pub mod geometry;
 pub mod image;
 pub mod manifest;
+pub mod mesh;
 pub mod onnx_graph;
 pub mod pipeline;
 pub mod preprocess;

@@ -7,7 +7,7 @@
 use crate::au::AuList;
 use crate::error::{Error, Result};
 use crate::{files, onnx_graph};
-use hrm_backend::{Dim, GraphSpec, Hints};
+use hrm_backend::{Dim, GraphSource, GraphSpec, Hints};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,13 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The `files` role of the ONNX graph, and of the weights it reads.
 pub const GRAPH_FILE: &str = "graph";
 pub const WEIGHTS_FILE: &str = "weights";
+
+/// The `files` roles of a `mediapipe-blendshapes` package: BlazeFace (which frames the mesh's
+/// crop as MediaPipe does), the face mesh, the blendshapes network, the geometry metadata.
+pub const FACE_DETECTOR_FILE: &str = "face_detector";
+pub const LANDMARKS_FILE: &str = "landmarks";
+pub const BLENDSHAPES_FILE: &str = "blendshapes";
+pub const GEOMETRY_FILE: &str = "geometry";
 
 /// HRM's normalisation statistics (`Predict/HRM_test_batch.py`), not ImageNet's.
 pub const HRM_MEAN: [f32; 3] = [0.4434122, 0.36354306, 0.35404983];
@@ -48,13 +55,26 @@ pub struct Manifest {
     pub source: Source,
 }
 
-/// The kinds of model a package may hold. Today: HRM's AU classifiers; the MediaPipe estimator
-/// and the atypicality regressor come next.
+/// The kinds of model a package may hold: HRM's AU classifiers, and the MediaPipe estimator
+/// (the atypicality regressor comes next).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
     /// One aligned face in, one score per AU out (ViT, ResNet: HRM's classifiers).
     AuClassifier,
+    /// MediaPipe's face mesh and blendshapes: 52 blendshape scores per face, mapped onto AUs
+    /// (estimates, not an AU model's outputs).
+    MediapipeBlendshapes,
+}
+
+impl ModelKind {
+    /// The file roles a package of this kind holds.
+    pub fn file_roles(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::AuClassifier => &[GRAPH_FILE, WEIGHTS_FILE],
+            ModelKind::MediapipeBlendshapes => &[FACE_DETECTOR_FILE, LANDMARKS_FILE, BLENDSHAPES_FILE, GEOMETRY_FILE],
+        }
+    }
 }
 
 /// Hints for backends (see [`hrm_backend::Hints`]).
@@ -124,6 +144,9 @@ pub enum Framing {
     /// OpenFace-like crop).
     #[default]
     Keypoints,
+    /// MediaPipe's face-mesh crop: a square around the face detection, rotated so the eyes are
+    /// level, enlarged 1.5 times.
+    FaceMesh,
 }
 
 /// The network, as read from the checkpoint's tensors.
@@ -150,6 +173,8 @@ pub enum Architecture {
         stem_width: usize,
         groups: usize,
     },
+    /// MediaPipe's face landmarker networks, used as published (no checkpoint to recognise).
+    Mediapipe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,11 +215,14 @@ pub struct Source {
     pub fixture: bool,
 }
 
-/// A verified package on disk.
+/// A verified package, on disk or compiled in.
 #[derive(Debug, Clone)]
 pub struct ModelPackage {
+    /// The folder; for a built-in package, `<built-in>/NAME`, which is never read.
     pub dir: PathBuf,
     pub manifest: Manifest,
+    /// The files of a built-in package; `None` when they are in `dir`.
+    builtin: Option<&'static [hrm_models::BuiltinFile]>,
 }
 
 impl ModelPackage {
@@ -208,6 +236,11 @@ impl ModelPackage {
         }
         let text = files::read_text_file(&path, MAX_MANIFEST_BYTES)?;
         let manifest = Manifest::parse(&text, &path)?;
+        if manifest.kind == ModelKind::MediapipeBlendshapes {
+            let mut package = ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None };
+            package.check_mediapipe(&path)?;
+            return Ok(package);
+        }
         let graph = manifest.file(&path, GRAPH_FILE)?;
         let graph_path = dir.join(&graph.name);
         let graph_bytes = files::read_regular_file(&graph_path, hrm_backend::backend::MAX_GRAPH_BYTES)?;
@@ -224,23 +257,114 @@ impl ModelPackage {
         let graph = onnx_graph::summarise(&graph_bytes)
             .map_err(|e| Error::field(&graph_path, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
         manifest.check_graph(&graph_path, &graph, weights_len)?;
-        Ok(ModelPackage { dir: dir.to_path_buf(), manifest })
+        Ok(ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None })
+    }
+
+    /// The MediaPipe estimator compiled into hrm (`models/mediapipe`), every file hashed against
+    /// its manifest and `models/SHA256SUMS` and every graph checked, as a package on disk is.
+    pub fn builtin_mediapipe() -> Result<ModelPackage> {
+        let dir = PathBuf::from("<built-in>/mediapipe");
+        let path = dir.join(MANIFEST_FILE);
+        let manifest = Manifest::parse(hrm_models::MEDIAPIPE_MANIFEST, &path)?;
+        for file in &hrm_models::MEDIAPIPE_FILES {
+            let expected = hrm_models::expected_sha256(&format!("mediapipe/{}", file.name)).unwrap_or("none");
+            check_hash(&dir.join(file.name), expected, sha256_bytes(file.bytes))?;
+        }
+        let mut package = ModelPackage { dir, manifest, builtin: Some(&hrm_models::MEDIAPIPE_FILES) };
+        package.check_mediapipe(&path)?;
+        Ok(package)
+    }
+
+    /// Whether the package is compiled in.
+    pub fn is_builtin(&self) -> bool {
+        self.builtin.is_some()
+    }
+
+    /// The bytes of the file of a role, read whole (a graph is bounded as backends bound it).
+    pub fn file_bytes(&self, role: &str) -> Result<std::borrow::Cow<'static, [u8]>> {
+        let manifest_path = self.dir.join(MANIFEST_FILE);
+        let entry = self.manifest.file(&manifest_path, role)?;
+        match self.builtin {
+            Some(files) => (files.iter().find(|f| f.name == entry.name))
+                .map(|f| std::borrow::Cow::Borrowed(f.bytes))
+                .ok_or_else(|| Error::field(&manifest_path, format!("files.{role}"), "a built-in file", &entry.name)),
+            None => {
+                Ok(files::read_regular_file(&self.dir.join(&entry.name), hrm_backend::backend::MAX_GRAPH_BYTES)?.into())
+            }
+        }
+    }
+
+    /// Where a backend finds the graph of a role.
+    pub fn graph_source(&self, role: &str) -> GraphSource {
+        let entry = self.manifest.files.get(role);
+        match (self.builtin, entry) {
+            (Some(files), Some(entry)) => match files.iter().find(|f| f.name == entry.name) {
+                Some(file) => {
+                    GraphSource::Embedded { name: format!("{}/{}", self.manifest.name, file.name), bytes: file.bytes }
+                }
+                None => GraphSource::File(self.dir.clone()),
+            },
+            // A loaded package has its files; without one the folder itself is named, which no
+            // backend reads.
+            _ => GraphSource::File(self.dir.join(entry.map_or("", |f| f.name.as_str()))),
+        }
     }
 
     pub fn graph_path(&self) -> PathBuf {
-        // A loaded package has a graph; without one the folder itself is named, which no backend reads.
         self.dir.join(self.manifest.files.get(GRAPH_FILE).map_or("", |f| f.name.as_str()))
     }
 
     /// The graph as a backend loads it: one image tensor in, the batch free.
     pub fn graph_spec(&self) -> GraphSpec {
         GraphSpec {
-            path: self.graph_path(),
+            source: self.graph_source(GRAPH_FILE),
             inputs: vec![self.manifest.input.tensor_dims()],
             hints: Hints { one_image_per_run: self.manifest.hints.one_image_per_run },
         }
     }
+
+    /// A `mediapipe-blendshapes` package's checks: every file hashed, each graph's one input of
+    /// the shape the estimator feeds it, the geometry metadata readable.
+    fn check_mediapipe(&mut self, manifest_path: &Path) -> Result<()> {
+        let m = &self.manifest;
+        let (w, h) = (m.input.width, m.input.height);
+        let graphs: [(&str, Vec<usize>); 3] = [
+            (FACE_DETECTOR_FILE, vec![1, BLAZEFACE_SIZE, BLAZEFACE_SIZE, 3]),
+            (LANDMARKS_FILE, vec![1, h, w, 3]),
+            (BLENDSHAPES_FILE, vec![1, crate::blendshapes::LANDMARK_SUBSET.len(), 2]),
+        ];
+        for role in ModelKind::MediapipeBlendshapes.file_roles() {
+            let entry = m.file(manifest_path, role)?;
+            let bytes = self.file_bytes(role)?;
+            check_hash(&self.dir.join(&entry.name), &entry.sha256, sha256_bytes(&bytes))?;
+            let file = self.dir.join(&entry.name);
+            if let Some((_, shape)) = graphs.iter().find(|(r, _)| r == role) {
+                let graph = onnx_graph::summarise(&bytes)
+                    .map_err(|e| Error::field(&file, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
+                let fits = |dims: &[onnx_graph::Dim]| {
+                    dims.len() == shape.len()
+                        && dims.iter().zip(shape).enumerate().all(|(i, (d, &n))| match d {
+                            onnx_graph::Dim::Fixed(v) => *v == n as i64,
+                            // The mesh's batch is free.
+                            onnx_graph::Dim::Symbolic(_) => i == 0,
+                        })
+                };
+                one_value(&file, "graph inputs", &graph.inputs, fits, format!("one input {shape:?}"))?;
+                if let Some(tensor) = graph.tensors.iter().find(|t| t.location.is_some()) {
+                    let expected = "every weight inside the graph";
+                    return Err(Error::field(&file, format!("tensor `{}`", tensor.name), expected, "external data"));
+                }
+            } else {
+                crate::geometry::GeometryMetadata::parse(&bytes)
+                    .map_err(|e| Error::field(&file, "geometry", "MediaPipe's FaceGeometryPipelineMetadata", e))?;
+            }
+        }
+        Ok(())
+    }
 }
+
+/// BlazeFace's input side.
+pub const BLAZEFACE_SIZE: usize = 128;
 
 impl InputSpec {
     /// The input tensor's dimensions, the batch first.
@@ -520,12 +644,25 @@ impl Manifest {
             }
         }
         self.architecture.validate(file)?;
+        let mediapipe = self.kind == ModelKind::MediapipeBlendshapes;
+        if mediapipe != matches!(self.architecture, Architecture::Mediapipe) {
+            let expected = if mediapipe { "\"mediapipe\" (the kind's networks)" } else { "a converted network" };
+            return field("architecture.kind", expected, &format!("{:?}", self.architecture));
+        }
+        if mediapipe != (self.input.framing == Framing::FaceMesh) {
+            let expected = if mediapipe { "\"face-mesh\"" } else { "\"keypoints\"" };
+            return field("input.framing", expected, &format!("{:?}", self.input.framing));
+        }
+        if mediapipe && self.input.layout != Layout::Nhwc {
+            return field("input.layout", "\"nhwc\" (the face mesh's)", &format!("{:?}", self.input.layout));
+        }
         check_thresholds(file, "thresholds", &aus, &self.thresholds, true)?;
-        for role in [GRAPH_FILE, WEIGHTS_FILE] {
-            if !self.files.contains_key(role) {
+        for role in self.kind.file_roles() {
+            if !self.files.contains_key(*role) {
+                let roles = self.kind.file_roles().join(", ");
                 return field(
                     &format!("files.{role}"),
-                    "a file of the package (an AU classifier has a graph and weights)",
+                    &format!("a file of the package (this kind has {roles})"),
                     &"nothing",
                 );
             }
@@ -602,6 +739,7 @@ impl Architecture {
                     }
                 }
             }
+            Architecture::Mediapipe => {}
         }
         Ok(())
     }
@@ -687,6 +825,8 @@ impl Architecture {
                 expected.push(("fc.weight".into(), vec![outputs, in_ch]));
                 expected.push(("fc.bias".into(), vec![outputs]));
             }
+            // Its graphs hold their weights; no checkpoint is converted.
+            Architecture::Mediapipe => {}
         }
         expected
     }

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::face::{Face, FaceDetector};
 use crate::image::{ImageView, RgbImage};
 use crate::manifest::Framing;
+use crate::mesh::FaceMesher;
 
 /// One face of a frame, with its AUs, and room for what later models add.
 #[derive(Debug, Clone)]
@@ -16,7 +17,10 @@ pub struct FaceResult {
     /// The crop the AU model saw, when the pipeline keeps crops.
     pub aligned: Option<RgbImage>,
     pub aus: FaceAus,
-    /// Face-mesh landmarks in frame pixels (x, y, and z at the scale of x), when a mesh model ran.
+    /// The face mesh's presence score, 0 to 1, when the mesh ran on this face.
+    pub mesh_score: Option<f32>,
+    /// Face-mesh landmarks in frame pixels (x, y, and z at the scale of x), when the mesh ran and
+    /// saw a face.
     pub landmarks: Option<Vec<[f32; 3]>>,
     /// Blendshape scores, 0 to 1, when a blendshape model ran.
     pub blendshapes: Option<Vec<f32>>,
@@ -30,14 +34,27 @@ pub struct FaceResult {
 
 pub struct Pipeline {
     detector: Box<dyn FaceDetector>,
+    mesh: Option<FaceMesher>,
     aus: Box<dyn AuDetector>,
     alignment: AlignmentConfig,
     keep_crops: bool,
 }
 
 impl Pipeline {
-    pub fn new(detector: Box<dyn FaceDetector>, aus: Box<dyn AuDetector>, alignment: AlignmentConfig) -> Pipeline {
-        Pipeline { detector, aus, alignment, keep_crops: false }
+    /// `mesh` gives every face landmarks and head pose; an AU model that reads landmarks (the
+    /// MediaPipe estimator) needs it.
+    pub fn new(
+        detector: Box<dyn FaceDetector>,
+        mesh: Option<FaceMesher>,
+        aus: Box<dyn AuDetector>,
+        alignment: AlignmentConfig,
+    ) -> Pipeline {
+        Pipeline { detector, mesh, aus, alignment, keep_crops: false }
+    }
+
+    /// The same pipeline with another face detector (tests give it boxes of their choosing).
+    pub fn with_face_detector(self, detector: Box<dyn FaceDetector>) -> Pipeline {
+        Pipeline { detector, ..self }
     }
 
     /// The AU model, for faces that come already aligned.
@@ -51,42 +68,68 @@ impl Pipeline {
     }
 
     /// Every face found in the frame, highest detection score first. A frame without faces gives
-    /// an empty list.
+    /// an empty list. A face whose AUs cannot be estimated (too small for the mesh, or one the
+    /// mesh does not see as a face, with the MediaPipe estimator) is kept with NaN AUs.
     pub fn process(&mut self, frame: &ImageView<'_>) -> Result<Vec<FaceResult>> {
-        // One conversion serves the detector and the aligner.
+        // One conversion serves the detector, the mesh and the aligner.
         let rgb = frame.to_rgb()?;
         let faces = self.detector.detect(&rgb.view())?;
         if faces.is_empty() {
             return Ok(Vec::new());
         }
-        let crop = self.aus.crop();
-        let (width, height) = (crop.width, crop.height);
-        let Framing::Keypoints = crop.framing;
-        let mut kept = Vec::with_capacity(faces.len());
-        let mut crops = Vec::with_capacity(faces.len());
-        for face in faces {
-            // Keypoints that coincide cannot be aligned; such a detection is not a usable face.
-            if let Some((crop, to_crop)) = align(&rgb, &face, &self.alignment, width, height) {
-                kept.push((face, to_crop));
-                crops.push(crop);
-            }
-        }
-        let aus = self.aus.detect_rgb(&crops.iter().collect::<Vec<_>>())?;
-        Ok(kept
-            .into_iter()
-            .zip(crops)
-            .zip(aus)
-            .map(|(((face, to_crop), crop), aus)| FaceResult {
+        let meshes = match &mut self.mesh {
+            Some(mesher) => mesher.run(&rgb, &faces)?.into_iter().map(Some).collect(),
+            None => vec![None; faces.len()],
+        };
+        let mut results = Vec::with_capacity(faces.len());
+        let reads_landmarks = self.aus.reads_landmarks();
+        let crop = self.aus.crop().clone();
+        let mut crops = Vec::new();
+        for (face, mesh) in faces.into_iter().zip(meshes) {
+            let mesh = mesh.and_then(|m| m.ok());
+            let (to_crop, aligned, aus, blendshapes) = if reads_landmarks {
+                let to_crop = mesh
+                    .as_ref()
+                    .map_or(Similarity { a: 0.0, b: 0.0, tx: 0.0, ty: 0.0 }, |m| m.rect.to_crop(crop.width));
+                match mesh.as_ref().filter(|m| m.is_present()) {
+                    Some(m) => {
+                        let (aus, blendshapes) = self.aus.detect_landmarks(&m.landmarks)?;
+                        (to_crop, None, Some(aus), Some(blendshapes))
+                    }
+                    None => (to_crop, None, Some(FaceAus::unavailable(self.aus.aus().len())), None),
+                }
+            } else {
+                let Framing::Keypoints = crop.framing else {
+                    return Err(crate::Error::InvalidInput("an aligned-crop AU model must frame by keypoints".into()));
+                };
+                // Keypoints that coincide cannot be aligned; such a detection is not a usable face.
+                let Some((image, to_crop)) = align(&rgb, &face, &self.alignment, crop.width, crop.height) else {
+                    continue;
+                };
+                crops.push(image);
+                (to_crop, None, None, None)
+            };
+            let present = mesh.as_ref().filter(|m| m.is_present());
+            results.push(FaceResult {
                 face,
                 to_crop,
-                aligned: self.keep_crops.then_some(crop),
-                aus,
-                landmarks: None,
-                blendshapes: None,
-                pose: None,
+                aligned,
+                aus: aus.unwrap_or_else(|| FaceAus::unavailable(0)),
+                mesh_score: mesh.as_ref().map(|m| m.score),
+                landmarks: present.map(|m| m.landmarks.clone()),
+                blendshapes,
+                pose: present.and_then(|m| m.pose),
                 track_id: None,
                 atypicality: None,
-            })
-            .collect())
+            });
+        }
+        if !reads_landmarks {
+            let aus = self.aus.detect_rgb(&crops.iter().collect::<Vec<_>>())?;
+            for ((result, aus), crop) in results.iter_mut().zip(aus).zip(crops) {
+                result.aus = aus;
+                result.aligned = self.keep_crops.then_some(crop);
+            }
+        }
+        Ok(results)
     }
 }

@@ -3,14 +3,19 @@
 //! streams) are made from a [`Runtime`]; they share its models' weights and keep their own state.
 
 use crate::au::AuList;
-use crate::au_model::AuClassifier;
+use crate::au_model::{AuClassifier, AuDetector};
+use crate::blendshapes::BlendshapeEstimator;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::face::YunetDetector;
-use crate::manifest::{check_thresholds, ModelPackage};
+use crate::geometry::GeometryMetadata;
+use crate::manifest::{
+    check_thresholds, ModelKind, ModelPackage, BLENDSHAPES_FILE, FACE_DETECTOR_FILE, GEOMETRY_FILE, LANDMARKS_FILE,
+    MANIFEST_FILE,
+};
+use crate::mesh::{self, FaceMesher, MeshModels};
 use crate::pipeline::Pipeline;
-use hrm_backend::{Backend, BackendRegistry, LoadedModel};
-use std::path::Path;
+use hrm_backend::{Backend, BackendOptions, BackendRegistry, GraphSource, LoadedModel};
 use std::sync::Arc;
 
 /// Why a runtime could not be made: the configuration itself, or a model it names. The C ABI
@@ -39,30 +44,31 @@ pub struct Runtime {
     aus: AuList,
     /// One per AU of the package, the configuration's overrides applied.
     thresholds: Vec<f32>,
+    /// The AU classifier's graph, or the blendshapes network.
     au_model: Arc<dyn LoadedModel>,
-    /// YuNet, when the configuration names a `[detector] model`.
+    /// YuNet, for raw frames.
     face_model: Option<Arc<dyn LoadedModel>>,
+    /// BlazeFace, the face mesh and its geometry, when the AU model reads landmarks or
+    /// `[mesh] enabled` (raw frames only).
+    mesh: Option<MeshModels>,
 }
 
 impl Runtime {
-    /// Loads the package named by `config.model` and the face detector named by
-    /// `[detector] model`, on the backends the configuration names from `registry`.
+    /// Loads the package named by `config.model` (the built-in MediaPipe estimator without one),
+    /// the face detector (`[detector] model`, or the built-in YuNet) and the face mesh, on the
+    /// backends the configuration names from `registry`.
     pub fn load(config: Config, registry: &BackendRegistry) -> Result<Runtime, LoadError> {
         Runtime::load_stages(config, registry, true)
     }
 
-    /// As [`Runtime::load`], for faces that come aligned: `[detector] model` is not loaded (nor
-    /// needed), and [`Runtime::pipeline`] is an error.
+    /// As [`Runtime::load`], for faces that come aligned: no face detector or mesh is loaded
+    /// (nor needed), and [`Runtime::pipeline`] is an error.
     pub fn load_without_face_detector(config: Config, registry: &BackendRegistry) -> Result<Runtime, LoadError> {
         Runtime::load_stages(config, registry, false)
     }
 
     fn load_stages(config: Config, registry: &BackendRegistry, faces: bool) -> Result<Runtime, LoadError> {
         use LoadError::{Config as Bad, Model};
-        let dir = config
-            .model
-            .clone()
-            .ok_or_else(|| Bad(Error::field(&config.origin, "model", "the AU model's package folder", "nothing")))?;
         let au_backend = registry.get(&config.backend).map_err(Bad)?;
         let face_backend = registry.get(config.detector_backend()).map_err(Bad)?;
         // The backends used, and every one a settings table names (which must be registered),
@@ -72,20 +78,42 @@ impl Runtime {
         for name in checked {
             registry.get(name).and_then(|b| b.check_settings(&config.backend_options(name))).map_err(Bad)?;
         }
-        let package = ModelPackage::load(&dir).map_err(Model)?;
+        let package = match &config.model {
+            Some(dir) => ModelPackage::load(dir),
+            None => ModelPackage::builtin_mediapipe(),
+        }
+        .map_err(Model)?;
         let aus = package.manifest.au_list();
         check_thresholds(&config.origin, "thresholds", &aus, &config.thresholds, false).map_err(Bad)?;
         // A loaded package has a threshold for every AU; 0.5 (HRM's) should one be missing.
         let thresholds = (aus.aus().iter())
             .map(|au| config.thresholds.get(au.id).or(package.manifest.thresholds.get(au.id)).copied().unwrap_or(0.5))
             .collect();
-        let au_model =
-            au_backend.load(&package.graph_spec(), &config.backend_options(au_backend.name())).map_err(Model)?;
-        let face_model = match (&config.detector.model, faces) {
-            (Some(model), true) => Some(load_face_model(&config, face_backend, model).map_err(Model)?),
-            _ => None,
+        let au_options = config.backend_options(au_backend.name());
+        let reads_landmarks = package.manifest.kind == ModelKind::MediapipeBlendshapes;
+        let au_spec = match reads_landmarks {
+            true => crate::blendshapes::graph_spec(package.graph_source(BLENDSHAPES_FILE)),
+            false => package.graph_spec(),
         };
-        Ok(Runtime { config, package, aus, thresholds, au_model, face_model })
+        let au_model = au_backend.load(&au_spec, &au_options).map_err(Model)?;
+        let (mut face_model, mut mesh) = (None, None);
+        if faces {
+            let source = match &config.detector.model {
+                Some(path) => GraphSource::File(path.clone()),
+                None => builtin_yunet().map_err(Model)?,
+            };
+            let options = config.backend_options(face_backend.name());
+            face_model = Some(face_backend.load(&YunetDetector::graph_spec(source), &options).map_err(Model)?);
+            if reads_landmarks || config.mesh.enabled {
+                let mesh_package = match (&config.mesh.model, reads_landmarks) {
+                    (Some(dir), _) => mediapipe_package(dir).map_err(Model)?,
+                    (None, true) => package.clone(),
+                    (None, false) => ModelPackage::builtin_mediapipe().map_err(Model)?,
+                };
+                mesh = Some(load_mesh(&mesh_package, au_backend, &au_options).map_err(Model)?);
+            }
+        }
+        Ok(Runtime { config, package, aus, thresholds, au_model, face_model, mesh })
     }
 
     pub fn config(&self) -> &Config {
@@ -101,9 +129,14 @@ impl Runtime {
         &self.aus
     }
 
-    /// Whether raw frames can be processed (a face detector is configured).
+    /// Whether raw frames can be processed (a face detector is loaded).
     pub fn has_face_detector(&self) -> bool {
         self.face_model.is_some()
+    }
+
+    /// Whether results carry the face mesh's landmarks and head pose.
+    pub fn has_mesh(&self) -> bool {
+        self.mesh.is_some()
     }
 
     /// A session of the AU model's graph alone, without pre- or post-processing (`hrm bench`).
@@ -111,41 +144,84 @@ impl Runtime {
         self.au_model.session()
     }
 
-    /// The AU model with a session of its own, for faces that come aligned.
-    pub fn au_classifier(&self) -> Result<AuClassifier> {
+    /// The AU model with a session of its own.
+    pub fn au_detector(&self) -> Result<Box<dyn AuDetector>> {
         let session = self.au_model.session()?;
-        AuClassifier::new(&self.package.manifest, session, self.thresholds.clone(), self.config.batch_size)
+        let manifest = &self.package.manifest;
+        Ok(match manifest.kind {
+            ModelKind::AuClassifier => {
+                Box::new(AuClassifier::new(manifest, session, self.thresholds.clone(), self.config.batch_size)?)
+            }
+            ModelKind::MediapipeBlendshapes => {
+                Box::new(BlendshapeEstimator::new(manifest, session, self.thresholds.clone()))
+            }
+        })
     }
 
-    /// The whole pipeline for raw frames, with sessions of its own; an error naming the
-    /// configuration when it has no `[detector] model`.
+    /// The whole pipeline for raw frames, with sessions of its own; an error when the runtime
+    /// was loaded for aligned faces only.
     pub fn pipeline(&self) -> Result<Pipeline> {
         let Some(face_model) = &self.face_model else {
-            return Err(Error::field(
-                &self.config.origin,
-                "detector.model",
-                "a YuNet model for face detection (configs/cpu.toml uses yunet_s_640_640.onnx); \
-                 faces that come aligned need none",
-                "nothing",
+            return Err(Error::InvalidInput(
+                "this runtime was loaded for aligned faces only: it has no face detector".into(),
             ));
         };
         let faces = YunetDetector::new(face_model.session()?, &self.config.detector);
-        Ok(Pipeline::new(Box::new(faces), Box::new(self.au_classifier()?), self.config.alignment.clone()))
+        let mesh = self.mesh.as_ref().map(FaceMesher::new).transpose()?;
+        Ok(Pipeline::new(Box::new(faces), mesh, self.au_detector()?, self.config.alignment.clone()))
     }
 }
 
-fn load_face_model(config: &Config, backend: &dyn Backend, model: &Path) -> Result<Arc<dyn LoadedModel>> {
-    backend.load(&YunetDetector::graph_spec(model), &config.backend_options(backend.name()))
+/// The YuNet-s compiled in, checked against `models/SHA256SUMS`.
+fn builtin_yunet() -> Result<GraphSource> {
+    let file = hrm_models::YUNET;
+    let found = crate::manifest::sha256_bytes(file.bytes);
+    let expected = hrm_models::expected_sha256(file.name).unwrap_or("none");
+    if found != expected {
+        let path = std::path::PathBuf::from("<built-in>").join(file.name);
+        return Err(Error::Hash { file: path, expected: expected.into(), found });
+    }
+    Ok(GraphSource::Embedded { name: file.name.into(), bytes: file.bytes })
+}
+
+/// The package `[mesh] model` names, which must hold MediaPipe's networks.
+fn mediapipe_package(dir: &std::path::Path) -> Result<ModelPackage> {
+    let package = ModelPackage::load(dir)?;
+    if package.manifest.kind != ModelKind::MediapipeBlendshapes {
+        let found = format!("a package of kind {:?}", package.manifest.kind);
+        return Err(Error::field(
+            dir.join(MANIFEST_FILE),
+            "kind",
+            "\"mediapipe-blendshapes\" (for [mesh] model)",
+            found,
+        ));
+    }
+    Ok(package)
+}
+
+/// A `mediapipe-blendshapes` package's BlazeFace, face mesh and geometry, loaded.
+fn load_mesh(package: &ModelPackage, backend: &dyn Backend, options: &BackendOptions) -> Result<MeshModels> {
+    let input = package.manifest.input.clone();
+    let geometry = GeometryMetadata::parse(&package.file_bytes(GEOMETRY_FILE)?).map_err(|e| {
+        Error::field(package.dir.join(MANIFEST_FILE), "files.geometry", "MediaPipe's geometry metadata", e)
+    })?;
+    Ok(MeshModels {
+        face_detector: backend.load(&mesh::face_detector_graph(package.graph_source(FACE_DETECTOR_FILE)), options)?,
+        landmarks: backend.load(&mesh::landmarks_graph(package.graph_source(LANDMARKS_FILE), &input), options)?,
+        geometry: Arc::new(geometry),
+        input,
+    })
 }
 
 /// The configuration's face detector alone, without an AU model (`hrm bench --detection`).
 pub fn face_detector_alone(config: &Config, registry: &BackendRegistry) -> Result<YunetDetector> {
-    let model =
-        config.detector.model.as_deref().ok_or_else(|| {
-            Error::field(&config.origin, "detector.model", "a YuNet model for face detection", "nothing")
-        })?;
+    let source = match &config.detector.model {
+        Some(path) => GraphSource::File(path.clone()),
+        None => builtin_yunet()?,
+    };
     let backend = registry.get(config.detector_backend())?;
-    backend.check_settings(&config.backend_options(backend.name()))?;
-    let session = load_face_model(config, backend, model)?.session()?;
+    let options = config.backend_options(backend.name());
+    backend.check_settings(&options)?;
+    let session = backend.load(&YunetDetector::graph_spec(source), &options)?.session()?;
     Ok(YunetDetector::new(session, &config.detector))
 }

@@ -50,14 +50,31 @@ pub struct hrm_face {
     /// pixels to the pixels of the crop the AU model saw (`[a, -b, tx, b, a, ty]`, OpenCV's
     /// `warpAffine` convention); for `hrm_detect_aligned`, the resize of the image to the crop.
     /// A library older than this field leaves it as the caller set it: zero the struct, and all
-    /// zeros (never a valid transform) means it was not filled.
+    /// zeros (never a valid transform) means it was not filled. For the MediaPipe estimator, the
+    /// map to the face mesh's 256x256 crop (zeros when the face was too small for the mesh).
     pub crop_transform: [f32; 6],
+    /// Added in version 3 (offset 120): 1 when `pose` and `pose_matrix` hold the head pose, 0
+    /// when not (no mesh ran, the mesh saw no face, or a library older than this field).
+    pub has_pose: u32,
+    /// The face mesh's presence score, 0 to 1 (MediaPipe drops faces under 0.5); NaN when the
+    /// mesh did not run on this face.
+    pub mesh_score: f32,
+    /// Head pose in degrees: pitch, yaw, roll, with `R = Rz(roll) * Ry(yaw) * Rx(pitch)` the
+    /// rotation of `pose_matrix` (MediaPipe's convention); NaN without a pose.
+    pub pose: [f32; 3],
+    /// 478 when the face has mesh landmarks (read them with `hrm_result_face_landmarks`), else 0.
+    pub landmark_count: u32,
+    /// MediaPipe's facial transformation matrix, row-major 4x4: the canonical face model (in
+    /// centimetres) to camera space; zeros without a pose.
+    pub pose_matrix: [f32; 16],
 }
 
 /// `sizeof(hrm_face)` in version 1 of this header (up to and including `present`): the smallest
 /// `struct_size` accepted.
 pub const HRM_FACE_SIZE_V1: u32 = 96;
 const _: () = assert!(std::mem::offset_of!(hrm_face, crop_transform) == HRM_FACE_SIZE_V1 as usize);
+const _: () = assert!(std::mem::offset_of!(hrm_face, has_pose) == 120);
+const _: () = assert!(std::mem::size_of::<hrm_face>() == 208);
 
 impl GrowingStruct for hrm_face {
     const NAME: &'static str = "hrm_face";
@@ -69,6 +86,48 @@ struct FaceBox {
     bbox: [f32; 4],
     keypoints: [f32; 10],
     crop_transform: [f32; 6],
+    mesh_score: f32,
+    /// The facial transformation matrix and its pitch, yaw and roll.
+    pose: Option<([[f32; 4]; 4], [f32; 3])>,
+    /// x, y, z of each mesh landmark, flat.
+    landmarks: Vec<f32>,
+    blendshapes: Vec<f32>,
+}
+
+impl FaceBox {
+    /// A face found in a frame, with what the mesh gave.
+    fn from_result(f: &hrm_core::pipeline::FaceResult) -> FaceBox {
+        let keypoints = std::array::from_fn(|i| f.face.keypoints[i / 2][i % 2]);
+        let t = f.to_crop;
+        let pose = f.pose.map(|m| {
+            let p = hrm_core::geometry::Pose::from_matrix(&m);
+            (m, [p.pitch, p.yaw, p.roll])
+        });
+        FaceBox {
+            score: f.face.score,
+            bbox: f.face.bbox,
+            keypoints,
+            crop_transform: [t.a, -t.b, t.tx, t.b, t.a, t.ty],
+            mesh_score: f.mesh_score.unwrap_or(f32::NAN),
+            pose,
+            landmarks: f.landmarks.iter().flatten().flatten().copied().collect(),
+            blendshapes: f.blendshapes.clone().unwrap_or_default(),
+        }
+    }
+
+    /// An aligned face: the whole image, resized to the model's crop.
+    fn aligned(width: usize, height: usize, crop_width: f32, crop_height: f32) -> FaceBox {
+        FaceBox {
+            score: 1.0,
+            bbox: [0.0, 0.0, width as f32, height as f32],
+            keypoints: [0.0; 10],
+            crop_transform: [crop_width / width as f32, 0.0, 0.0, 0.0, crop_height / height as f32, 0.0],
+            mesh_score: f32::NAN,
+            pose: None,
+            landmarks: Vec::new(),
+            blendshapes: Vec::new(),
+        }
+    }
 }
 
 /// What one detection call found. Immutable: any thread may read it; free it once.
@@ -82,6 +141,12 @@ pub struct hrm_result {
 }
 
 impl hrm_result {
+    fn face(&self, index: usize) -> Result<&FaceBox, Failure> {
+        self.faces
+            .get(index)
+            .ok_or_else(|| Failure::invalid(format!("index {index} is past the result's {} faces", self.faces.len())))
+    }
+
     /// A result whose every face has one probability and one presence flag per AU id: C reads
     /// `au_count` entries behind each face's pointers, so a row of another length is refused.
     fn new(
@@ -141,16 +206,8 @@ pub unsafe extern "C" fn hrm_detect_frame(
         let frame = unsafe { Frame::new(image, "image", detector.max_pixels)? };
         out_arg(out, "out")?;
         let ids = detector.au_ids;
-        let faces = detector.pipeline()?.process(&frame.view()?)?;
-        let faces = faces
-            .into_iter()
-            .map(|f| {
-                let keypoints = std::array::from_fn(|i| f.face.keypoints[i / 2][i % 2]);
-                let t = f.to_crop;
-                let crop_transform = [t.a, -t.b, t.tx, t.b, t.a, t.ty];
-                (FaceBox { score: f.face.score, bbox: f.face.bbox, keypoints, crop_transform }, f.aus)
-            })
-            .collect();
+        let faces = detector.pipeline().process(&frame.view()?)?;
+        let faces = faces.into_iter().map(|f| (FaceBox::from_result(&f), f.aus)).collect();
         let result = hrm_result::new(frame.timestamp, ids, faces)?;
         // SAFETY: out_arg checked `out`, which the caller guarantees is writable.
         unsafe { give(out, result) };
@@ -212,12 +269,7 @@ pub unsafe extern "C" fn hrm_detect_aligned(
         let aus = detector.au_detector().detect(&views)?;
         let crop = detector.au_detector().crop();
         let (crop_width, crop_height) = (crop.width as f32, crop.height as f32);
-        let boxes = views.iter().map(|v| FaceBox {
-            score: 1.0,
-            bbox: [0.0, 0.0, v.width() as f32, v.height() as f32],
-            keypoints: [0.0; 10],
-            crop_transform: [crop_width / v.width() as f32, 0.0, 0.0, 0.0, crop_height / v.height() as f32, 0.0],
-        });
+        let boxes = views.iter().map(|v| FaceBox::aligned(v.width(), v.height(), crop_width, crop_height));
         let ids = detector.au_ids;
         let result = hrm_result::new(frames[0].timestamp, ids, boxes.zip(aus).collect())?;
         // SAFETY: out_arg checked `out`, which the caller guarantees is writable.
@@ -268,9 +320,7 @@ pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize
     guard("hrm_result_face", || {
         // SAFETY: the caller guarantees a live result.
         let result = unsafe { handle(result, "result")? };
-        let found = result.faces.get(index).ok_or_else(|| {
-            Failure::invalid(format!("index {index} is past the result's {} faces", result.faces.len()))
-        })?;
+        let found = result.face(index)?;
         let n = result.au_ids.len();
         let described = hrm_face {
             struct_size: 0,
@@ -282,9 +332,79 @@ pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize
             probabilities: result.probabilities[index * n..].as_ptr(),
             present: result.present[index * n..].as_ptr(),
             crop_transform: found.crop_transform,
+            has_pose: u32::from(found.pose.is_some()),
+            mesh_score: found.mesh_score,
+            pose: found.pose.map_or([f32::NAN; 3], |(_, angles)| angles),
+            landmark_count: (found.landmarks.len() / 3) as u32,
+            pose_matrix: found.pose.map_or([0.0; 16], |(m, _)| std::array::from_fn(|i| m[i / 4][i % 4])),
         };
         // SAFETY: the caller guarantees `face` points at an hrm_face of its struct_size.
         unsafe { write_sized(face, &described, "face") }
+    })
+}
+
+/// The mesh landmarks of face `index`: `*points` gets `3 * *count` floats, x, y, z of each point
+/// in the frame's pixels (z is depth at the scale of x, negative towards the camera), owned by
+/// the result and valid until `hrm_result_free`. A face without landmarks (no mesh ran, or the
+/// mesh saw no face) gives `*count` 0 and `*points` NULL. Any thread.
+///
+/// # Safety
+/// `result` came from a detection call; `points` and `count` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_result_face_landmarks(
+    result: *const hrm_result,
+    index: usize,
+    points: *mut *const f32,
+    count: *mut usize,
+) -> hrm_status {
+    guard("hrm_result_face_landmarks", || {
+        // SAFETY: the caller guarantees a live result.
+        let result = unsafe { handle(result, "result")? };
+        out_arg(points, "points")?;
+        out_arg(count, "count")?;
+        let face = result.face(index)?;
+        let data = if face.landmarks.is_empty() { std::ptr::null() } else { face.landmarks.as_ptr() };
+        // SAFETY: the caller guarantees both are writable; out_arg checked they are not NULL.
+        unsafe {
+            *points = data;
+            *count = face.landmarks.len() / 3;
+        }
+        Ok(())
+    })
+}
+
+/// The blendshape scores of face `index`, when the AU model is the MediaPipe estimator:
+/// `*scores` gets `*count` floats (0 to 1) and `*names` as many static strings (MediaPipe's
+/// names: `"_neutral"`, `"browDownLeft"`, ...), in the same order. The scores are owned by the
+/// result, valid until `hrm_result_free`. A face without them gives `*count` 0 and NULL
+/// pointers. Any thread.
+///
+/// # Safety
+/// `result` came from a detection call; `scores`, `names` and `count` are writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_result_face_blendshapes(
+    result: *const hrm_result,
+    index: usize,
+    scores: *mut *const f32,
+    names: *mut *const *const c_char,
+    count: *mut usize,
+) -> hrm_status {
+    guard("hrm_result_face_blendshapes", || {
+        // SAFETY: the caller guarantees a live result.
+        let result = unsafe { handle(result, "result")? };
+        out_arg(scores, "scores")?;
+        out_arg(names, "names")?;
+        out_arg(count, "count")?;
+        let face = result.face(index)?;
+        let found = !face.blendshapes.is_empty();
+        let name_table = crate::runtime::blendshape_names();
+        // SAFETY: the caller guarantees all three are writable; out_arg checked they are not NULL.
+        unsafe {
+            *scores = if found { face.blendshapes.as_ptr() } else { std::ptr::null() };
+            *names = if found { name_table.as_ptr().cast() } else { std::ptr::null() };
+            *count = face.blendshapes.len().min(name_table.len());
+        }
+        Ok(())
     })
 }
 

@@ -4,7 +4,7 @@
 use crate::handle::{give, handle};
 use crate::status::{guard, hrm_status, out_arg, str_arg, Failure};
 use hrm_core::pipeline::Pipeline;
-use hrm_core::{AuClassifier, AuDetector, AuList, Config, LoadError, Runtime};
+use hrm_core::{AuDetector, AuList, Config, LoadError, Runtime};
 use std::ffi::{c_char, CString};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,16 +28,11 @@ impl hrm_runtime {
     }
 }
 
-/// What a detector runs: the whole pipeline, or, without a `[detector] model`, the AU model alone.
-enum Stages {
-    Frames(Pipeline),
-    AlignedOnly(AuClassifier),
-}
-
 /// A detector: the runtime's models with inference state of its own. One thread at a time may
 /// use it (it may move between threads); give each thread its own detector.
 pub struct hrm_detector {
-    stages: Stages,
+    /// The whole pipeline; its AU model serves aligned faces too.
+    pipeline: Pipeline,
     pub(crate) au_ids: &'static [StaticCStr],
     /// Frames with more pixels are refused (`max_image_pixels`).
     pub(crate) max_pixels: u64,
@@ -48,34 +43,21 @@ pub struct hrm_detector {
 impl hrm_detector {
     fn new(runtime: &hrm_runtime) -> Result<hrm_detector, Failure> {
         let (core, config) = (&runtime.runtime, runtime.runtime.config());
-        let stages = if core.has_face_detector() {
-            Stages::Frames(core.pipeline().map_err(Failure::model)?)
-        } else {
-            Stages::AlignedOnly(core.au_classifier().map_err(Failure::model)?)
-        };
+        let pipeline = core.pipeline().map_err(Failure::model)?;
         Ok(hrm_detector {
-            stages,
+            pipeline,
             au_ids: runtime.au_ids,
             max_pixels: config.max_image_pixels,
             max_batch_pixels: config.max_batch_pixels(),
         })
     }
 
-    pub(crate) fn pipeline(&mut self) -> Result<&mut Pipeline, Failure> {
-        match &mut self.stages {
-            Stages::Frames(pipeline) => Ok(pipeline),
-            Stages::AlignedOnly(_) => Err(Failure::new(
-                crate::status::HRM_ERROR_CONFIG,
-                "the configuration has no [detector] model, which raw frames need (hrm_detect_aligned works without)",
-            )),
-        }
+    pub(crate) fn pipeline(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
     }
 
     pub(crate) fn au_detector(&mut self) -> &mut dyn AuDetector {
-        match &mut self.stages {
-            Stages::Frames(pipeline) => pipeline.au_detector(),
-            Stages::AlignedOnly(aus) => aus,
-        }
+        self.pipeline.au_detector()
     }
 }
 
@@ -105,6 +87,18 @@ pub(crate) fn au_ids(list: &AuList) -> &'static [StaticCStr] {
     let table: &'static [StaticCStr] = Box::leak(table.into_boxed_slice());
     tables.push((ids, table));
     table
+}
+
+/// MediaPipe's blendshape names as static C strings, in the network's order.
+pub(crate) fn blendshape_names() -> &'static [StaticCStr] {
+    static NAMES: std::sync::OnceLock<Vec<StaticCStr>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        (hrm_core::blendshapes::BLENDSHAPE_NAMES.iter())
+            .map(|name| {
+                StaticCStr(Box::leak(CString::new(*name).expect("names have no NUL").into_boxed_c_str()).as_ptr())
+            })
+            .collect()
+    })
 }
 
 fn new_runtime(config: Result<Config, hrm_core::Error>, out: *mut *mut hrm_runtime) -> Result<(), Failure> {

@@ -16,8 +16,8 @@ mod threads;
 
 use hrm_backend::backend::MAX_GRAPH_BYTES;
 use hrm_backend::{
-    Backend, BackendOptions, BackendRegistry, Dim, Error, GraphSpec, InferenceSession, LoadedModel, Result, Tensor,
-    TensorView,
+    Backend, BackendOptions, BackendRegistry, Dim, Error, GraphSource, GraphSpec, InferenceSession, LoadedModel,
+    Result, Tensor, TensorView,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -80,7 +80,7 @@ struct SharedGraph {
 
 impl SharedGraph {
     fn load(spec: &GraphSpec, threads: usize) -> Result<SharedGraph> {
-        let file = spec.path.display().to_string();
+        let file = spec.source.name();
         let what = format!("loading {file}");
         if let Some(dims) = spec.inputs.iter().find(|dims| dims.iter().skip(1).any(|d| *d == Dim::Batch)) {
             return Err(backend_error(&what, format!("input dimensions {dims:?}: the batch must be the first")));
@@ -88,13 +88,23 @@ impl SharedGraph {
         let onnx = tract_onnx::onnx();
         // Read here, a regular file of bounded size, rather than mapped by tract: a FIFO or
         // /dev/zero given as a model is an error, not a hang.
-        let bytes = hrm_backend::files::read_regular_file(&spec.path, MAX_GRAPH_BYTES)?;
-        let mut proto = onnx.proto_model_for_read(&mut bytes.as_slice()).map_err(|e| backend_error(&what, e))?;
+        let (read, dir);
+        let bytes: &[u8] = match &spec.source {
+            GraphSource::File(path) => {
+                read = hrm_backend::files::read_regular_file(path, MAX_GRAPH_BYTES)?;
+                dir = path.parent().and_then(|d| d.to_str());
+                &read
+            }
+            GraphSource::Embedded { bytes, .. } => {
+                dir = None;
+                bytes
+            }
+        };
+        let mut proto = onnx.proto_model_for_read(&mut &bytes[..]).map_err(|e| backend_error(&what, e))?;
         // The shapes an export records for intermediate values are not used: the spec's are.
         if let Some(graph) = proto.graph.as_mut() {
             graph.value_info.clear();
         }
-        let dir = spec.path.parent().and_then(|d| d.to_str());
         let parsed = onnx.parse(&proto, dir).map_err(|e| backend_error(&what, e))?;
         if !parsed.unresolved_inputs.is_empty() {
             return Err(backend_error(&what, format!("unresolved inputs {:?}", parsed.unresolved_inputs)));

@@ -2,14 +2,14 @@
 //! give PyTorch's answers (the probabilities recorded by tools/make_fixtures.py).
 
 use hrm_core::image::decode_file;
-use hrm_core::{AuClassifier, AuDetector, BackendRegistry, Config, ImageView, PixelFormat, RgbImage, Runtime};
+use hrm_core::{AuDetector, BackendRegistry, Config, ImageView, PixelFormat, RgbImage, Runtime};
 use std::path::PathBuf;
 
 mod common;
 use common::repo;
 
-fn detector(batch_size: usize) -> AuClassifier {
-    common::runtime(batch_size).au_classifier().unwrap()
+fn detector(batch_size: usize) -> Box<dyn AuDetector> {
+    common::runtime(batch_size).au_detector().unwrap()
 }
 
 fn photographs() -> Vec<(String, RgbImage)> {

@@ -162,7 +162,7 @@ fn run_c_example() -> String {
             let exe = install.compile("cc", "-std=c11", &repo().join("examples/c/detect.c"), &[]);
             let output = install
                 .command(exe)
-                .arg("configs/cpu.toml")
+                .arg("configs/hrm-package.toml")
                 .args(PHOTOS.map(photo))
                 .output()
                 .expect("the example runs");
@@ -181,7 +181,7 @@ fn c_example_agrees_with_opencv_and_the_rust_pipeline() {
         &std::fs::read_to_string(repo().join("tests/fixtures/opencv_yunet.json")).expect("the OpenCV reference"),
     )
     .unwrap();
-    let config = Config::from_file(&repo().join("configs/cpu.toml")).unwrap();
+    let config = Config::from_file(&repo().join("configs/hrm-package.toml")).unwrap();
     let mut pipeline = Runtime::load(config, &hrm_tract::registry()).unwrap().pipeline().unwrap();
 
     assert_eq!(printed.len(), PHOTOS.len());
@@ -252,14 +252,15 @@ fn programs_built_against_older_and_newer_headers_run() {
             &repo().join("tests/c/abi_growth.c"),
             &extra,
         );
-        let output = install.command(exe).arg("configs/cpu.toml").arg(photo("multi_face.jpg")).output().unwrap();
+        let output =
+            install.command(exe).arg("configs/hrm-package.toml").arg(photo("multi_face.jpg")).output().unwrap();
         assert_success(&format!("abi_growth built against the {name} header"), &output);
         runs.push(stdout(&output));
     }
     let lines =
         |run: &str, prefix: &str| run.lines().filter(|l| l.starts_with(prefix)).map(String::from).collect::<Vec<_>>();
     let sizes: Vec<Vec<String>> = runs.iter().map(|run| lines(run, "sizes")).collect();
-    assert_eq!(sizes, [["sizes 48 96 faces 5"], ["sizes 48 120 faces 5"], ["sizes 56 128 faces 5"]]);
+    assert_eq!(sizes, [["sizes 48 96 faces 5"], ["sizes 48 208 faces 5"], ["sizes 56 216 faces 5"]]);
     let faces = lines(&runs[0], "face ");
     assert_eq!(faces.len(), 5, "{}", runs[0]);
     assert!(faces.iter().all(|f| f.contains(" aus 22 AU1=")), "{faces:?}");
@@ -299,7 +300,7 @@ fn cpp_example_builds_with_cmake_and_matches_the_c_example() {
     // CMake gives its executables an rpath into the install: no LD_LIBRARY_PATH needed.
     let cpp = Command::new(build.join("hrm_detect"))
         .current_dir(repo())
-        .arg("configs/cpu.toml")
+        .arg("configs/hrm-package.toml")
         .args(PHOTOS.map(photo))
         .output()
         .unwrap();
@@ -307,7 +308,7 @@ fn cpp_example_builds_with_cmake_and_matches_the_c_example() {
     assert_eq!(stdout(&cpp), run_c_example(), "the C++ example prints what the C example prints");
     let c = Command::new(build.join("hrm_detect_c"))
         .current_dir(repo())
-        .arg("configs/cpu.toml")
+        .arg("configs/hrm-package.toml")
         .arg(photo("single_face.jpg"))
         .output()
         .unwrap();
@@ -357,7 +358,7 @@ fn c_abi_test_is_clean_under_valgrind() {
         // threads and frees what they registered when the objects that own them are freed.
         .args(["--error-exitcode=1", "--leak-check=full", "-q"])
         .arg(&exe)
-        .arg(repo().join("configs/cpu.toml"))
+        .arg(repo().join("configs/hrm-package.toml"))
         .arg(repo().join("tests/fixtures/packages/resnet_basic"))
         .arg(bad_hash_package(scratch.path()))
         .arg(format!("{}:1", photo("single_face.jpg")))
@@ -381,7 +382,7 @@ fn cpp_wrapper_test_is_clean_under_asan() {
     let output = install
         .command(exe)
         .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        .arg("configs/cpu.toml")
+        .arg("configs/hrm-package.toml")
         .arg(repo().join("tests/fixtures/packages/resnet_basic"))
         .arg(photo("multi_face.jpg"))
         .arg("5")
@@ -432,7 +433,7 @@ fn unity_binding_on_mono_matches_the_c_example() {
     let output = install
         .command("mono")
         .arg(&exe)
-        .arg("configs/cpu.toml")
+        .arg("configs/hrm-package.toml")
         .args(PHOTOS.map(photo))
         .output()
         .expect("mono runs (apt install mono-runtime)");
@@ -468,4 +469,81 @@ fn unity_only_code_compiles_against_unity_signatures() {
         .output()
         .expect("mcs runs (apt install mono-mcs)");
     assert_success("mcs with UNITY_2018_1_OR_NEWER", &output);
+}
+
+/// tests/c/default_runtime.c: `hrm_runtime_new_from_string("", NULL, &runtime)` runs the models
+/// built into libhrm, and its faces carry MediaPipe's blendshapes, head pose and landmarks: each
+/// face MediaPipe's own FaceLandmarker finds (`../shared/reference`) is found, with blendshapes
+/// within 0.01 and pose within 1 degree of MediaPipe's.
+#[test]
+fn the_default_runtime_from_c_gives_mediapipes_answers() {
+    let install = install();
+    let exe = install.compile("cc", "-std=c11", &repo().join("tests/c/default_runtime.c"), &["-lm"]);
+    let output = install.command(exe).args(PHOTOS.map(photo)).output().unwrap();
+    assert_success("tests/c/default_runtime.c", &output);
+    let text = stdout(&output);
+    let reference: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shared().join("reference/mediapipe_face_landmarker.json")).unwrap(),
+    )
+    .unwrap();
+    // Faces as printed: (photo, box centre, pose, landmark count, blendshapes, AUs not estimated).
+    struct Printed {
+        photo: String,
+        centre: [f32; 2],
+        pose: [f32; 3],
+        landmarks: usize,
+        shapes: Vec<(String, f32)>,
+        unestimated: Vec<String>,
+    }
+    let mut faces: Vec<Printed> = Vec::new();
+    let mut photo_name = String::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["photo", path, "faces", _] => photo_name = Path::new(path).file_name().unwrap().to_str().unwrap().into(),
+            ["face", _, "bbox", x, y, w, h, "mesh", _, "has_pose", _, "pose", p, yaw, r, "landmarks", n, ..] => {
+                let f = |s: &str| s.parse::<f32>().unwrap();
+                faces.push(Printed {
+                    photo: photo_name.clone(),
+                    centre: [f(x) + f(w) / 2.0, f(y) + f(h) / 2.0],
+                    pose: [f(p), f(yaw), f(r)],
+                    landmarks: n.parse().unwrap(),
+                    shapes: Vec::new(),
+                    unestimated: Vec::new(),
+                })
+            }
+            ["shape", name, value] => faces.last_mut().unwrap().shapes.push((name.to_string(), value.parse().unwrap())),
+            ["au", id, "none"] => faces.last_mut().unwrap().unestimated.push(id.to_string()),
+            ["au", ..] => {}
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    assert_eq!(faces.len(), 10, "faces YuNet finds in the six photographs:\n{text}");
+    let mut compared = 0;
+    for (name, want_faces) in reference.as_object().unwrap() {
+        for want in want_faces.as_array().unwrap() {
+            let b: Vec<f32> = want["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let centre = [b[0] + b[2] / 2.0, b[1] + b[3] / 2.0];
+            let got = faces
+                .iter()
+                .filter(|f| &f.photo == name)
+                .min_by(|a, b| {
+                    let d = |f: &Printed| (f.centre[0] - centre[0]).hypot(f.centre[1] - centre[1]);
+                    d(a).total_cmp(&d(b))
+                })
+                .unwrap_or_else(|| panic!("{name}: no face"));
+            assert_eq!((got.landmarks, got.shapes.len()), (478, 52), "{name}");
+            assert_eq!(got.unestimated, ["AD19", "AU23", "AD32"], "{name}");
+            for (shape, value) in &got.shapes {
+                let diff = (value - want["blendshapes"][shape].as_f64().unwrap() as f32).abs();
+                assert!(diff < 0.01, "{name} {shape}: {value} vs MediaPipe's {}", want["blendshapes"][shape]);
+            }
+            for (axis, value) in ["pitch", "yaw", "roll"].iter().zip(got.pose) {
+                let diff = (value - want["pose"][axis].as_f64().unwrap() as f32).abs();
+                assert!(diff < 1.0, "{name} {axis}: {value} vs MediaPipe's {}", want["pose"][axis]);
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 7);
 }

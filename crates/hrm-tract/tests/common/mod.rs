@@ -22,7 +22,7 @@ pub fn yunet(model: &str, letterbox: Option<[usize; 2]>) -> YunetDetector {
     hrm_core::runtime::face_detector_alone(&config, &hrm_tract::registry()).unwrap()
 }
 
-/// The shipped ResNet fixture package with YuNet, as `configs/cpu.toml` would load them.
+/// The shipped ResNet fixture package with YuNet, as `configs/hrm-package.toml` would load them.
 pub fn runtime(batch_size: usize) -> Runtime {
     let mut config = Config { batch_size, threads: 2, ..Config::default() };
     config.model = Some(repo().join("tests/fixtures/packages/resnet_basic"));

@@ -29,8 +29,13 @@ namespace Hrm
         public float[] Box;
         /// <summary>Right eye, left eye, nose tip, right and left mouth corner, as x, y pairs.</summary>
         public float[] Keypoints;
+        /// <summary>Per AU; NaN where the model does not estimate it.</summary>
         public float[] Probabilities;
         public bool[] Present;
+        /// <summary>Head pose in degrees: pitch, yaw, roll; null when the face mesh gave none.</summary>
+        public float[] Pose;
+        /// <summary>The face mesh's presence score, 0 to 1; NaN when the mesh did not run.</summary>
+        public float MeshScore;
     }
 
     internal sealed class RuntimeHandle : SafeHandleZeroOrMinusOneIsInvalid
@@ -280,6 +285,8 @@ namespace Hrm
                         Keypoints = raw.keypoints,
                         Probabilities = new float[n],
                         Present = new bool[n],
+                        Pose = raw.has_pose != 0 ? raw.pose : null,
+                        MeshScore = raw.mesh_score,
                     };
                     Marshal.Copy(raw.probabilities, face.Probabilities, 0, n);
                     var present = new byte[n];

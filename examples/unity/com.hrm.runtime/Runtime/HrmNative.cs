@@ -39,6 +39,13 @@ namespace Hrm
             public IntPtr au_ids;
             public IntPtr probabilities;
             public IntPtr present;
+            // Version 2 and 3 of hrm_face: the crop transform, then the face mesh and head pose.
+            [MarshalAs(UnmanagedType.ByValArray, SizeConst = 6)] public float[] crop_transform;
+            public uint has_pose;
+            public float mesh_score;
+            [MarshalAs(UnmanagedType.ByValArray, SizeConst = 3)] public float[] pose;
+            public uint landmark_count;
+            [MarshalAs(UnmanagedType.ByValArray, SizeConst = 16)] public float[] pose_matrix;
         }
 
         [DllImport(Library)] internal static extern IntPtr hrm_version();
