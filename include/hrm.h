@@ -174,7 +174,8 @@ typedef struct hrm_face {
   size_t au_count;
   // AU ids (`"AU1"`, ...), static strings.
   const char *const *au_ids;
-  // Probability of each AU, 0 to 1.
+  // Probability of each AU, 0 to 1; NaN for an AU the model does not estimate (the built-in
+  // estimator's AD19, AU23 and AD32), and for every AU of a face it could not estimate.
   const float *probabilities;
   // 1 where the probability reaches the AU's threshold, else 0.
   const uint8_t *present;
@@ -215,7 +216,7 @@ typedef struct hrm_face {
 #define HRM_ERROR_IO 3
 
 // The configuration is malformed: bad TOML, an unknown key, a value out of range, an unknown
-// backend, a missing `model` or `[detector] model` that the call needs.
+// backend, settings that do not go together.
 #define HRM_ERROR_CONFIG 4
 
 // A model file is missing or malformed, or does not match the sha256 its manifest records.
@@ -260,13 +261,15 @@ hrm_status hrm_last_error(char *buf, size_t cap, size_t *needed);
 const char *hrm_status_str(hrm_status status);
 
 // Creates a runtime from a TOML configuration file (the format of `configs/cpu.toml`; relative
-// paths in it are taken from the file's folder). Loads and verifies the model package and the
-// face detector it names.
+// paths in it are taken from the file's folder). Loads and verifies the AU model package, the
+// face detector and the face mesh it names; the models built into libhrm stand in for those it
+// does not name (the MediaPipe estimator, YuNet-s, MediaPipe's mesh), so an empty configuration
+// runs. Every runtime loads the face detector, and the mesh unless `[mesh] enabled = false`.
 //
 // On success `*out` owns the runtime: free it with `hrm_runtime_free` after every detector made
 // from it. Fails with `HRM_ERROR_IO` (file unreadable), `HRM_ERROR_CONFIG` (bad TOML, unknown
-// key, bad value, no `model`), `HRM_ERROR_MODEL` (a model missing, malformed or failing its
-// sha256). Any thread.
+// key, bad value), `HRM_ERROR_MODEL` (a model missing, malformed or failing its sha256). Any
+// thread.
 //
 // # Safety
 // `path` is a NUL-terminated UTF-8 string; `out` is writable.
@@ -342,12 +345,13 @@ hrm_status hrm_bitmap_image(const struct hrm_bitmap *bitmap, struct hrm_image *o
 // `bitmap` is NULL or came from `hrm_bitmap_load` and was not freed before.
 void hrm_bitmap_free(struct hrm_bitmap *bitmap);
 
-// Finds every face in a frame, aligns each to the AU model's input and runs the AU model.
+// Finds every face in a frame, runs the face mesh on each (unless `[mesh] enabled = false`),
+// and gives each its AUs: from a crop aligned to an HRM model's input, or, for the built-in
+// estimator, from the mesh's landmarks.
 //
 // `image` is read during the call only. On success `*out` owns a new result with one face per
 // face found, highest score first (none when the frame shows no face): free it with
-// `hrm_result_free`. Needs a `[detector] model` in the configuration (else `HRM_ERROR_CONFIG`).
-// One thread at a time per detector.
+// `hrm_result_free`. One thread at a time per detector.
 //
 // # Safety
 // `detector` came from `hrm_detector_new`; `image` points at an `hrm_image` whose `data` holds

@@ -411,6 +411,26 @@ static void test_aligned_only(const char *good_package, const char *photo) {
         CHECK(face_count(result) == 1, "the built-in YuNet finds the face");
         hrm_face found = face_at(result, 0);
         CHECK(found.has_pose == 0 && found.landmark_count == 0 && isnan(found.mesh_score), "no mesh, no pose");
+        static const float untouched = 1.0f;
+        const float *points = &untouched, *scores = &untouched;
+        const char *const *names = ids;
+        size_t count = 99;
+        expect("landmarks without a mesh", hrm_result_face_landmarks(result, 0, &points, &count), HRM_OK, NULL);
+        CHECK(points == NULL && count == 0, "a face without a mesh has no landmarks");
+        expect("blendshapes of an HRM model", hrm_result_face_blendshapes(result, 0, &scores, &names, &count), HRM_OK,
+               NULL);
+        CHECK(scores == NULL && names == NULL && count == 0, "an HRM model gives no blendshapes");
+        points = &untouched;
+        count = 99;
+        expect("landmarks of a face past the end", hrm_result_face_landmarks(result, 1, &points, &count),
+               HRM_ERROR_INVALID_ARGUMENT, "index 1");
+        expect("landmarks of NULL", hrm_result_face_landmarks(NULL, 0, &points, &count), HRM_ERROR_INVALID_ARGUMENT,
+               "result");
+        expect("landmarks into NULL", hrm_result_face_landmarks(result, 0, NULL, &count), HRM_ERROR_INVALID_ARGUMENT,
+               "points");
+        expect("blendshape names into NULL", hrm_result_face_blendshapes(result, 0, &scores, NULL, &count),
+               HRM_ERROR_INVALID_ARGUMENT, "names");
+        CHECK(points == &untouched && count == 99, "failed accessors wrote their out-parameters");
         hrm_result_free(result);
         result = NULL;
         const hrm_image *faces[2] = {&image, &image};

@@ -188,7 +188,7 @@ enum Mode {
     /// Every image is one aligned face.
     Aligned(Box<dyn AuDetector>),
     /// Images are frames: detect, align, then AUs.
-    Frames(Pipeline),
+    Frames(Box<Pipeline>),
 }
 
 /// What `detect` runs on each image, from the runtime; says when the AUs are estimates or the
@@ -225,7 +225,7 @@ fn open_mode(runtime: &Runtime, args: &DetectArgs) -> anyhow::Result<Mode> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         pipeline.keep_crops(true);
     }
-    Ok(Mode::Frames(pipeline))
+    Ok(Mode::Frames(Box::new(pipeline)))
 }
 
 /// An image decoded and waiting for its batch: its position among the inputs, its path, its pixels.

@@ -11,8 +11,8 @@ use crate::preprocess::preprocess_into;
 use hrm_backend::{Dim, InferenceSession, TensorView};
 
 /// AU results for one face, in the model's AU order. A probability is NaN where the model does
-/// not estimate that AU (the MediaPipe estimator's AD19), or for a face whose AUs could not be
-/// estimated; its presence is then false.
+/// not estimate that AU (the MediaPipe estimator's AD19, AU23 and AD32), or for a face whose AUs
+/// could not be estimated; its presence is then false.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaceAus {
     pub probabilities: Vec<f32>,
@@ -173,6 +173,6 @@ impl AuDetector for AuClassifier {
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }

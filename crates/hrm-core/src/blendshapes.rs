@@ -149,19 +149,27 @@ pub fn blendshape_index(name: &str) -> Option<usize> {
     BLENDSHAPE_NAMES.iter().position(|n| *n == name)
 }
 
-/// The estimate of each AU of `aus` from 52 blendshape scores: NaN for an AU without one.
+/// The estimate of each AU of `aus` from 52 blendshape scores (clamped to [0, 1]): NaN for an AU
+/// without one, or whose blendshapes are not numbers.
 pub fn estimate_aus(aus: &AuList, blendshapes: &[f32]) -> Vec<f32> {
-    let score = |name: &str| blendshape_index(name).and_then(|i| blendshapes.get(i)).copied().unwrap_or(f32::NAN);
+    // A score that is not a number makes every estimate it enters NaN (f32::max would drop it).
+    let score =
+        |name: &str| blendshape_index(name).and_then(|i| blendshapes.get(i)).map_or(f32::NAN, |v| v.clamp(0.0, 1.0));
+    let pick = |a: f32, b: f32, larger: bool| match (a.is_nan() || b.is_nan(), larger) {
+        (true, _) => f32::NAN,
+        (false, true) => a.max(b),
+        (false, false) => a.min(b),
+    };
     let term = |t: &Term| match *t {
         Shape(name) => score(name),
-        Minus(a, b) => (score(a) - score(b)).max(0.0),
-        With(a, b) => score(a).min(score(b)),
+        Minus(a, b) => pick(score(a) - score(b), 0.0, true),
+        With(a, b) => pick(score(a), score(b), false),
     };
     (aus.aus().iter())
         .map(|au| match AU_ESTIMATES.iter().find(|(id, _)| *id == au.id).map_or(Estimate::None, |(_, e)| *e) {
             Estimate::None => f32::NAN,
-            Estimate::Max(terms) => terms.iter().map(term).fold(f32::NEG_INFINITY, f32::max),
-            Estimate::Min(terms) => terms.iter().map(term).fold(f32::INFINITY, f32::min),
+            Estimate::Max(terms) => terms.iter().map(term).fold(0.0, |a, b| pick(a, b, true)),
+            Estimate::Min(terms) => terms.iter().map(term).fold(1.0, |a, b| pick(a, b, false)),
         })
         .collect()
 }
@@ -301,5 +309,11 @@ mod tests {
             assert!(at(id).is_nan(), "{id}");
         }
         assert_eq!(estimates.iter().filter(|v| v.is_nan()).count(), 3);
+        // A blendshape that is not a number makes the AUs it enters NaN, not 0 or infinite.
+        set(&mut scores, "mouthSmileRight", f32::NAN);
+        let estimates = estimate_aus(&aus, &scores);
+        let at = |id: &str| estimates[aus.index_of(id).unwrap()];
+        assert!(at("AU12").is_nan() && at("AU6").is_nan());
+        assert_eq!(at("AU43E"), 0.2);
     }
 }

@@ -43,10 +43,27 @@ pub struct Config {
     pub origin: PathBuf,
 }
 
-/// YuNet settings.
+/// Which network finds the faces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    /// YuNet at the frame's own size: small faces in large frames too, and five keypoints for
+    /// aligning crops.
+    #[default]
+    Yunet,
+    /// MediaPipe's BlazeFace (short range) on the whole frame at 128x128, as MediaPipe's face
+    /// landmarker runs it: faster, but it misses faces smaller than about a tenth of the frame and
+    /// gives no mouth corners, so it serves the MediaPipe estimator only.
+    Blazeface,
+}
+
+/// Face detection settings (YuNet's, unless `kind = "blazeface"`).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaceDetectorConfig {
+    /// The face detector; YuNet by default.
+    #[serde(default)]
+    pub kind: DetectorKind,
     /// The backend YuNet runs on; the configuration's `backend` without it.
     pub backend: Option<String>,
     /// YuNet ONNX file (`yunet_s_640_640.onnx`); a relative path is taken from the configuration
@@ -109,6 +126,7 @@ fn default_nms_threshold() -> f32 {
 impl Default for FaceDetectorConfig {
     fn default() -> Self {
         FaceDetectorConfig {
+            kind: DetectorKind::Yunet,
             backend: None,
             model: None,
             letterbox: None,

@@ -21,7 +21,7 @@
 //! that the crate needs no protobuf library.
 
 /// Landmarks the pipeline uses: the face mesh without the 10 iris landmarks that follow it.
-pub const MESH_LANDMARKS: usize = 468;
+pub const CANONICAL_VERTICES: usize = 468;
 
 /// Vertical field of view of the virtual perspective camera, in degrees (FaceLandmarker's
 /// default environment).
@@ -529,9 +529,9 @@ impl MeshBuilder {
             ));
         }
         let vertices = self.vertex_buffer.len() / VERTEX_SIZE;
-        if vertices != MESH_LANDMARKS {
+        if vertices != CANONICAL_VERTICES {
             return Err(format!(
-                "canonical mesh: {vertices} vertices, expected {MESH_LANDMARKS} (one per face \
+                "canonical mesh: {vertices} vertices, expected {CANONICAL_VERTICES} (one per face \
                  mesh landmark)"
             ));
         }

@@ -266,18 +266,10 @@ impl ModelPackage {
         let dir = PathBuf::from("<built-in>/mediapipe");
         let path = dir.join(MANIFEST_FILE);
         let manifest = Manifest::parse(hrm_models::MEDIAPIPE_MANIFEST, &path)?;
-        for file in &hrm_models::MEDIAPIPE_FILES {
-            let expected = hrm_models::expected_sha256(&format!("mediapipe/{}", file.name)).unwrap_or("none");
-            check_hash(&dir.join(file.name), expected, sha256_bytes(file.bytes))?;
-        }
+        // Every file is hashed against the manifest (whose hashes a test holds to SHA256SUMS).
         let mut package = ModelPackage { dir, manifest, builtin: Some(&hrm_models::MEDIAPIPE_FILES) };
         package.check_mediapipe(&path)?;
         Ok(package)
-    }
-
-    /// Whether the package is compiled in.
-    pub fn is_builtin(&self) -> bool {
-        self.builtin.is_some()
     }
 
     /// The bytes of the file of a role, read whole (a graph is bounded as backends bound it).
@@ -308,10 +300,6 @@ impl ModelPackage {
             // backend reads.
             _ => GraphSource::File(self.dir.join(entry.map_or("", |f| f.name.as_str()))),
         }
-    }
-
-    pub fn graph_path(&self) -> PathBuf {
-        self.dir.join(self.manifest.files.get(GRAPH_FILE).map_or("", |f| f.name.as_str()))
     }
 
     /// The graph as a backend loads it: one image tensor in, the batch free.
@@ -438,7 +426,7 @@ const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// The largest weights file hashed (ViT-L/16 in f32 is 1.2 GB).
 const MAX_WEIGHTS_BYTES: u64 = 16 << 30;
 
-fn check_hash(file: &Path, expected: &str, found: String) -> Result<()> {
+pub(crate) fn check_hash(file: &Path, expected: &str, found: String) -> Result<()> {
     if found != expected {
         return Err(Error::Hash { file: file.to_path_buf(), expected: expected.to_string(), found });
     }
@@ -655,6 +643,13 @@ impl Manifest {
         }
         if mediapipe && self.input.layout != Layout::Nhwc {
             return field("input.layout", "\"nhwc\" (the face mesh's)", &format!("{:?}", self.input.layout));
+        }
+        if mediapipe && self.input.width != self.input.height {
+            let found = format!("{}x{}", self.input.width, self.input.height);
+            return field("input", "a square crop (the face mesh's)", &found);
+        }
+        if mediapipe && self.input.channel_order != ChannelOrder::Rgb {
+            return field("input.channel_order", "\"rgb\" (MediaPipe's)", &format!("{:?}", self.input.channel_order));
         }
         check_thresholds(file, "thresholds", &aus, &self.thresholds, true)?;
         for role in self.kind.file_roles() {

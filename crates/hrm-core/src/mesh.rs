@@ -4,15 +4,17 @@
 //! MediaPipe (image mode) frames the mesh's crop from its BlazeFace detection: the detection's box
 //! enlarged 1.5 times about its centre, rotated so the eyes are level, sampled with OpenCV's
 //! fixed-point bilinear warp. The mesh is sensitive to that framing (measured on the shared
-//! photographs: YuNet's box mapped onto BlazeFace's gives blendshapes within 0.01-0.02 on average
-//! but single landmarks up to 8 % of the face width away; a second pass framed from the first
-//! landmarks is no better), so hrm runs BlazeFace too (128x128, about 1 ms) and frames each YuNet
-//! face from the BlazeFace detection that overlaps it, exactly as MediaPipe does: landmarks within
-//! 0.02 % and blendshapes within 0.001 of MediaPipe's own. A face BlazeFace misses (small faces in
+//! photographs, README: YuNet's box mapped onto BlazeFace's gives blendshapes 0.024 off on
+//! average on the portraits, 0.18 on a group photograph, and single landmarks 8-50 % of the face
+//! width away; a second pass framed from the first landmarks is no better), so hrm runs BlazeFace
+//! too (128x128, 4-5 ms on tract) and frames each YuNet face from the BlazeFace detection that
+//! overlaps it, exactly as MediaPipe does: landmarks within 0.01 % of the face width and
+//! blendshapes within 0.001 of MediaPipe's own. A face BlazeFace misses (small faces in
 //! a large frame: its input is the whole frame at 128x128) is framed from YuNet's box and eyes,
 //! mapped onto BlazeFace's framing.
 
 use crate::align::Similarity;
+use crate::au_model::sigmoid;
 use crate::face::{intersection_over_union, Face};
 use crate::geometry::GeometryMetadata;
 use crate::image::RgbImage;
@@ -108,6 +110,7 @@ enum Border {
 fn warp_like_opencv(src: &RgbImage, sampling: &Sampling, width: usize, height: usize, border: Border) -> RgbImage {
     let mut out = vec![0u8; width * height * 3];
     let (w, h) = (src.width as i64, src.height as i64);
+    let stride = src.width * 3;
     let texel = |x: i64, y: i64| -> Option<&[u8]> {
         let (x, y) = match border {
             Border::Zero if x < 0 || y < 0 || x >= w || y >= h => return None,
@@ -117,20 +120,33 @@ fn warp_like_opencv(src: &RgbImage, sampling: &Sampling, width: usize, height: u
         let at = (y as usize * src.width + x as usize) * 3;
         Some(&src.data[at..at + 3])
     };
+    // Far outside (or not a number): clamped, which reads the border.
+    let fixed = |v: f64| (v * 32.0).round_ties_even().clamp(-(1i64 << 40) as f64, (1i64 << 40) as f64) as i64;
     for (i, row) in out.chunks_exact_mut(width * 3).enumerate() {
         for (j, pixel) in row.chunks_exact_mut(3).enumerate() {
             let (i, j) = (i as f64, j as f64);
-            let sx = sampling.origin[0] + j * sampling.right[0] + i * sampling.down[0];
-            let sy = sampling.origin[1] + j * sampling.right[1] + i * sampling.down[1];
-            // Far outside (or not a number): clamped, which reads the border.
-            let fixed = |v: f64| (v * 32.0).round_ties_even().clamp(-(1i64 << 40) as f64, (1i64 << 40) as f64) as i64;
-            let (x, y) = (fixed(sx), fixed(sy));
+            let x = fixed(sampling.origin[0] + j * sampling.right[0] + i * sampling.down[0]);
+            let y = fixed(sampling.origin[1] + j * sampling.right[1] + i * sampling.down[1]);
             let (x0, y0, fx, fy) = (x >> 5, y >> 5, x & 31, y & 31);
             let weights = [(32 - fx) * (32 - fy), fx * (32 - fy), (32 - fx) * fy, fx * fy].map(|w| w * 32);
+            let round = |sum: i64| ((sum + (1 << 14)) >> 15).clamp(0, 255) as u8;
+            if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+                // All four neighbours inside: read them straight from the rows.
+                let at = y0 as usize * stride + x0 as usize * 3;
+                let (top, bottom) = (&src.data[at..at + 6], &src.data[at + stride..at + stride + 6]);
+                for (c, value) in pixel.iter_mut().enumerate() {
+                    let sum = top[c] as i64 * weights[0]
+                        + top[c + 3] as i64 * weights[1]
+                        + bottom[c] as i64 * weights[2]
+                        + bottom[c + 3] as i64 * weights[3];
+                    *value = round(sum);
+                }
+                continue;
+            }
             let corners = [texel(x0, y0), texel(x0 + 1, y0), texel(x0, y0 + 1), texel(x0 + 1, y0 + 1)];
             for (c, value) in pixel.iter_mut().enumerate() {
                 let sum: i64 = corners.iter().zip(weights).map(|(p, w)| p.map_or(0, |p| p[c] as i64) * w).sum();
-                *value = ((sum + (1 << 14)) >> 15).clamp(0, 255) as u8;
+                *value = round(sum);
             }
         }
     }
@@ -142,6 +158,8 @@ fn warp_like_opencv(src: &RgbImage, sampling: &Sampling, width: usize, height: u
 pub struct MeshFace {
     /// The crop the mesh saw.
     pub rect: RotatedRect,
+    /// Frame pixels to the mesh's crop pixels (the rect's width sets the scale).
+    pub to_crop: Similarity,
     /// The mesh's face presence score, 0 to 1.
     pub score: f32,
     /// 478 points in frame pixels: x, y, and z (depth, at the scale of x; negative towards the
@@ -158,6 +176,9 @@ impl MeshFace {
         self.score > MIN_PRESENCE
     }
 }
+
+/// A face's mesh, or why it has none.
+pub type Mesh = std::result::Result<MeshFace, NoMesh>;
 
 /// Why a face has no mesh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +219,8 @@ pub struct FaceMesher {
     input: InputSpec,
     anchors: Vec<[f32; 2]>,
     buffer: Vec<f32>,
+    /// The most faces [`FaceMesher::detect`] keeps, best first; 0 keeps all.
+    max_faces: usize,
 }
 
 impl FaceMesher {
@@ -209,23 +232,46 @@ impl FaceMesher {
             input: models.input.clone(),
             anchors: blazeface_anchors(),
             buffer: Vec::new(),
+            max_faces: 0,
         })
+    }
+
+    /// Keeps at most `max_faces` of BlazeFace's own faces (0: all).
+    pub fn with_max_faces(self, max_faces: usize) -> FaceMesher {
+        FaceMesher { max_faces, ..self }
     }
 
     /// The mesh of each face, in order: a face too small is `Err(NoMesh)`; a face the mesh does
     /// not see as one has a low [`MeshFace::score`] (and its landmarks are not to be used).
-    pub fn run(&mut self, frame: &RgbImage, faces: &[Face]) -> Result<Vec<std::result::Result<MeshFace, NoMesh>>> {
+    pub fn run(&mut self, frame: &RgbImage, faces: &[Face]) -> Result<Vec<Mesh>> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
         let detections = self.blazeface(frame)?;
+        self.mesh_faces(frame, faces, &detections)
+    }
+
+    /// The faces BlazeFace itself finds (`[detector] kind = "blazeface"`), best first, and their
+    /// meshes, as MediaPipe's face landmarker finds them. A face's mouth corners are BlazeFace's
+    /// mouth centre, twice.
+    pub fn detect(&mut self, frame: &RgbImage) -> Result<(Vec<Face>, Vec<Mesh>)> {
+        let mut detections = self.blazeface(frame)?;
+        if self.max_faces > 0 {
+            detections.truncate(self.max_faces);
+        }
+        let faces: Vec<Face> = detections.iter().map(Detection::face).collect();
+        let meshes = self.mesh_faces(frame, &faces, &detections)?;
+        Ok((faces, meshes))
+    }
+
+    fn mesh_faces(&mut self, frame: &RgbImage, faces: &[Face], detections: &[Detection]) -> Result<Vec<Mesh>> {
         let mut meshes = Vec::with_capacity(faces.len());
         for face in faces {
             if face.bbox[2].max(face.bbox[3]) < MIN_MESH_FACE {
                 meshes.push(Err(NoMesh::TooSmall));
                 continue;
             }
-            let rect = frame_face(face, &detections);
+            let rect = frame_face(face, detections);
             meshes.push(Ok(self.mesh(frame, rect)?));
         }
         Ok(meshes)
@@ -267,6 +313,7 @@ impl FaceMesher {
         let detections = decode_blazeface(regressors.data(), scores.data(), &self.anchors)
             .into_iter()
             .map(|d| d.map_points(|p| [p[0] * long + x0, p[1] * long + y0]))
+            .filter(|d| d.corners.iter().chain(d.keypoints.iter().flatten()).all(|v| v.is_finite()))
             .collect();
         Ok(weighted_nms(detections, BLAZEFACE_NMS))
     }
@@ -316,7 +363,7 @@ impl FaceMesher {
         } else {
             None
         };
-        Ok(MeshFace { rect, score, landmarks, pose })
+        Ok(MeshFace { rect, to_crop: rect.to_crop(size), score, landmarks, pose })
     }
 }
 
@@ -329,10 +376,6 @@ fn normalised(landmarks: &[[f32; 3]], frame: &RgbImage) -> Vec<[f32; 3]> {
 
 fn model_error(model: &str, message: String) -> Error {
     Error::ModelOutput { model: model.into(), message }
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// A BlazeFace detection: box corners and six keypoints (right eye, left eye, nose tip, mouth,
@@ -350,6 +393,12 @@ impl Detection {
         let [x0, y0] = f([self.corners[0], self.corners[1]]);
         let [x1, y1] = f([self.corners[2], self.corners[3]]);
         Detection { corners: [x0, y0, x1, y1], keypoints: self.keypoints.map(&f), score: self.score }
+    }
+
+    /// As a detected face: YuNet's five keypoints, the mouth centre standing for both corners.
+    fn face(&self) -> Face {
+        let [right_eye, left_eye, nose, mouth, ..] = self.keypoints;
+        Face { bbox: self.bbox(), keypoints: [right_eye, left_eye, nose, mouth, mouth], score: self.score }
     }
 
     /// `[x, y, width, height]`.
@@ -387,11 +436,13 @@ pub fn decode_blazeface(regressors: &[f32], scores: &[f32], anchors: &[[f32; 2]]
     let mut found = Vec::new();
     for ((raw, &logit), anchor) in regressors.chunks_exact(16).zip(scores).zip(anchors) {
         let score = sigmoid(logit.clamp(-100.0, 100.0));
-        if score < BLAZEFACE_MIN_SCORE || !raw.iter().all(|v| v.is_finite()) {
+        // NaN scores and boxes that are not boxes (empty, inverted, not finite) are not faces.
+        let (w, h) = (raw[2] / scale, raw[3] / scale);
+        let is_face = score >= BLAZEFACE_MIN_SCORE && w > 0.0 && h > 0.0 && raw.iter().all(|v| v.is_finite());
+        if !is_face {
             continue;
         }
         let (cx, cy) = (raw[0] / scale + anchor[0], raw[1] / scale + anchor[1]);
-        let (w, h) = (raw[2] / scale, raw[3] / scale);
         let keypoints =
             std::array::from_fn(|k| [raw[4 + 2 * k] / scale + anchor[0], raw[5 + 2 * k] / scale + anchor[1]]);
         found.push(Detection { corners: [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0], keypoints, score });
@@ -401,15 +452,19 @@ pub fn decode_blazeface(regressors: &[f32], scores: &[f32], anchors: &[[f32; 2]]
 
 /// MediaPipe's weighted non-maximum suppression: the best detection absorbs every one that
 /// overlaps it by more than `iou`, its box and keypoints becoming their score-weighted mean.
+/// Each pass takes the best detection out, so it ends whatever the boxes hold.
 pub fn weighted_nms(mut detections: Vec<Detection>, iou: f32) -> Vec<Detection> {
     detections.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept = Vec::new();
-    while let Some(best) = detections.first().copied() {
-        let (overlapping, rest): (Vec<Detection>, Vec<Detection>) =
+    while !detections.is_empty() {
+        let best = detections.remove(0);
+        let (mut overlapping, rest): (Vec<Detection>, Vec<Detection>) =
             detections.into_iter().partition(|d| intersection_over_union(&best.bbox(), &d.bbox()) > iou);
         detections = rest;
+        overlapping.insert(0, best);
         let total: f32 = overlapping.iter().map(|d| d.score).sum();
-        if overlapping.is_empty() || total <= 0.0 {
+        // Scores are sigmoids, so their sum is positive unless one is NaN.
+        if total.is_nan() || total <= 0.0 {
             kept.push(best);
             continue;
         }
@@ -534,5 +589,25 @@ mod tests {
         assert!((kept[0].corners[0] - 0.025).abs() < 1e-6, "{:?}", kept[0]);
         assert_eq!(kept[0].score, 0.9);
         assert_eq!(kept[1].corners[0], 5.0);
+        // Boxes that overlap nothing, not even themselves, still end the loop.
+        let empty = Detection { corners: [1.0, 1.0, 1.0, 1.0], keypoints: [[1.0; 2]; 6], score: 0.9 };
+        let nan = Detection { corners: [f32::NAN; 4], keypoints: [[f32::NAN; 2]; 6], score: 0.8 };
+        assert_eq!(weighted_nms(vec![empty, nan, d(0.0, 0.7)], 0.3).len(), 3);
+    }
+
+    #[test]
+    fn decoding_drops_empty_boxes_and_nan_scores() {
+        let anchors = blazeface_anchors();
+        let mut raw = vec![0.0; 16 * anchors.len()];
+        let mut logits = vec![-10.0; anchors.len()];
+        // Anchor 0: a real box; anchor 1: zero width; anchor 2: a NaN score; anchor 3: negative height.
+        raw[2..4].copy_from_slice(&[20.0, 20.0]);
+        raw[16 + 3] = 20.0;
+        raw[32 + 2..32 + 4].copy_from_slice(&[20.0, 20.0]);
+        raw[48 + 2..48 + 4].copy_from_slice(&[20.0, -20.0]);
+        logits[..4].copy_from_slice(&[5.0, 5.0, f32::NAN, 5.0]);
+        let found = decode_blazeface(&raw, &logits, &anchors);
+        assert_eq!(found.len(), 1);
+        assert!((found[0].corners[2] - found[0].corners[0] - 20.0 / 128.0).abs() < 1e-6);
     }
 }

@@ -33,7 +33,8 @@ pub struct FaceResult {
 }
 
 pub struct Pipeline {
-    detector: Box<dyn FaceDetector>,
+    /// YuNet; without it, the faces are BlazeFace's, from the mesh.
+    detector: Option<Box<dyn FaceDetector>>,
     mesh: Option<FaceMesher>,
     aus: Box<dyn AuDetector>,
     alignment: AlignmentConfig,
@@ -42,9 +43,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// `mesh` gives every face landmarks and head pose; an AU model that reads landmarks (the
-    /// MediaPipe estimator) needs it.
+    /// MediaPipe estimator) needs it, or every face's AUs are unavailable. Without `detector`,
+    /// the faces are the mesh's BlazeFace detections, whose mouth corners are one point: fit
+    /// for the estimator only ([`crate::Runtime`] puts pipelines together by these rules).
     pub fn new(
-        detector: Box<dyn FaceDetector>,
+        detector: Option<Box<dyn FaceDetector>>,
         mesh: Option<FaceMesher>,
         aus: Box<dyn AuDetector>,
         alignment: AlignmentConfig,
@@ -54,7 +57,7 @@ impl Pipeline {
 
     /// The same pipeline with another face detector (tests give it boxes of their choosing).
     pub fn with_face_detector(self, detector: Box<dyn FaceDetector>) -> Pipeline {
-        Pipeline { detector, ..self }
+        Pipeline { detector: Some(detector), ..self }
     }
 
     /// The AU model, for faces that come already aligned.
@@ -73,13 +76,23 @@ impl Pipeline {
     pub fn process(&mut self, frame: &ImageView<'_>) -> Result<Vec<FaceResult>> {
         // One conversion serves the detector, the mesh and the aligner.
         let rgb = frame.to_rgb()?;
-        let faces = self.detector.detect(&rgb.view())?;
-        if faces.is_empty() {
-            return Ok(Vec::new());
-        }
-        let meshes = match &mut self.mesh {
-            Some(mesher) => mesher.run(&rgb, &faces)?.into_iter().map(Some).collect(),
-            None => vec![None; faces.len()],
+        let (faces, meshes): (Vec<Face>, Vec<_>) = match (&mut self.detector, &mut self.mesh) {
+            (Some(detector), mesh) => {
+                let faces = detector.detect(&rgb.view())?;
+                if faces.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let meshes = match mesh {
+                    Some(mesher) => mesher.run(&rgb, &faces)?.into_iter().map(Some).collect(),
+                    None => vec![None; faces.len()],
+                };
+                (faces, meshes)
+            }
+            (None, Some(mesher)) => {
+                let (faces, meshes) = mesher.detect(&rgb)?;
+                (faces, meshes.into_iter().map(Some).collect())
+            }
+            (None, None) => return Err(crate::Error::InvalidInput("a pipeline needs a face detector".into())),
         };
         let mut results = Vec::with_capacity(faces.len());
         let reads_landmarks = self.aus.reads_landmarks();
@@ -88,9 +101,7 @@ impl Pipeline {
         for (face, mesh) in faces.into_iter().zip(meshes) {
             let mesh = mesh.and_then(|m| m.ok());
             let (to_crop, aligned, aus, blendshapes) = if reads_landmarks {
-                let to_crop = mesh
-                    .as_ref()
-                    .map_or(Similarity { a: 0.0, b: 0.0, tx: 0.0, ty: 0.0 }, |m| m.rect.to_crop(crop.width));
+                let to_crop = mesh.as_ref().map_or(Similarity { a: 0.0, b: 0.0, tx: 0.0, ty: 0.0 }, |m| m.to_crop);
                 match mesh.as_ref().filter(|m| m.is_present()) {
                     Some(m) => {
                         let (aus, blendshapes) = self.aus.detect_landmarks(&m.landmarks)?;
@@ -125,6 +136,10 @@ impl Pipeline {
         }
         if !reads_landmarks {
             let aus = self.aus.detect_rgb(&crops.iter().collect::<Vec<_>>())?;
+            if aus.len() != crops.len() {
+                let message = format!("{} results for {} faces", aus.len(), crops.len());
+                return Err(crate::Error::ModelOutput { model: "the AU model".into(), message });
+            }
             for ((result, aus), crop) in results.iter_mut().zip(aus).zip(crops) {
                 result.aus = aus;
                 result.aligned = self.keep_crops.then_some(crop);

@@ -5,13 +5,13 @@
 use crate::au::AuList;
 use crate::au_model::{AuClassifier, AuDetector};
 use crate::blendshapes::BlendshapeEstimator;
-use crate::config::Config;
+use crate::config::{Config, DetectorKind};
 use crate::error::{Error, Result};
 use crate::face::YunetDetector;
 use crate::geometry::GeometryMetadata;
 use crate::manifest::{
-    check_thresholds, ModelKind, ModelPackage, BLENDSHAPES_FILE, FACE_DETECTOR_FILE, GEOMETRY_FILE, LANDMARKS_FILE,
-    MANIFEST_FILE,
+    check_hash, check_thresholds, ModelKind, ModelPackage, BLENDSHAPES_FILE, FACE_DETECTOR_FILE, GEOMETRY_FILE,
+    LANDMARKS_FILE, MANIFEST_FILE,
 };
 use crate::mesh::{self, FaceMesher, MeshModels};
 use crate::pipeline::Pipeline;
@@ -97,13 +97,21 @@ impl Runtime {
         };
         let au_model = au_backend.load(&au_spec, &au_options).map_err(Model)?;
         let (mut face_model, mut mesh) = (None, None);
+        let blazeface = config.detector.kind == DetectorKind::Blazeface;
+        if blazeface && !reads_landmarks {
+            return Err(Bad(Error::field(
+                &config.origin,
+                "detector.kind",
+                "\"yunet\" for an AU model that aligns crops by keypoints (BlazeFace gives no mouth corners)",
+                "\"blazeface\"",
+            )));
+        }
         if faces {
-            let source = match &config.detector.model {
-                Some(path) => GraphSource::File(path.clone()),
-                None => builtin_yunet().map_err(Model)?,
-            };
-            let options = config.backend_options(face_backend.name());
-            face_model = Some(face_backend.load(&YunetDetector::graph_spec(source), &options).map_err(Model)?);
+            if !blazeface {
+                let source = yunet_source(&config).map_err(Model)?;
+                let options = config.backend_options(face_backend.name());
+                face_model = Some(face_backend.load(&YunetDetector::graph_spec(source), &options).map_err(Model)?);
+            }
             if reads_landmarks || config.mesh.enabled {
                 let mesh_package = match (&config.mesh.model, reads_landmarks) {
                     (Some(dir), _) => mediapipe_package(dir).map_err(Model)?,
@@ -129,9 +137,10 @@ impl Runtime {
         &self.aus
     }
 
-    /// Whether raw frames can be processed (a face detector is loaded).
+    /// Whether raw frames can be processed (a face detector is loaded: YuNet, or BlazeFace with
+    /// the mesh).
     pub fn has_face_detector(&self) -> bool {
-        self.face_model.is_some()
+        self.face_model.is_some() || self.mesh.is_some()
     }
 
     /// Whether results carry the face mesh's landmarks and head pose.
@@ -161,26 +170,31 @@ impl Runtime {
     /// The whole pipeline for raw frames, with sessions of its own; an error when the runtime
     /// was loaded for aligned faces only.
     pub fn pipeline(&self) -> Result<Pipeline> {
-        let Some(face_model) = &self.face_model else {
+        if !self.has_face_detector() {
             return Err(Error::InvalidInput(
                 "this runtime was loaded for aligned faces only: it has no face detector".into(),
             ));
+        }
+        let faces = match &self.face_model {
+            Some(model) => Some(Box::new(YunetDetector::new(model.session()?, &self.config.detector)) as _),
+            None => None,
         };
-        let faces = YunetDetector::new(face_model.session()?, &self.config.detector);
-        let mesh = self.mesh.as_ref().map(FaceMesher::new).transpose()?;
-        Ok(Pipeline::new(Box::new(faces), mesh, self.au_detector()?, self.config.alignment.clone()))
+        let max_faces = self.config.detector.max_faces;
+        let mesh = self.mesh.as_ref().map(|m| FaceMesher::new(m).map(|m| m.with_max_faces(max_faces))).transpose()?;
+        Ok(Pipeline::new(faces, mesh, self.au_detector()?, self.config.alignment.clone()))
     }
 }
 
-/// The YuNet-s compiled in, checked against `models/SHA256SUMS`.
-fn builtin_yunet() -> Result<GraphSource> {
-    let file = hrm_models::YUNET;
-    let found = crate::manifest::sha256_bytes(file.bytes);
-    let expected = hrm_models::expected_sha256(file.name).unwrap_or("none");
-    if found != expected {
-        let path = std::path::PathBuf::from("<built-in>").join(file.name);
-        return Err(Error::Hash { file: path, expected: expected.into(), found });
+/// The configuration's YuNet file, or the YuNet-s compiled in (checked against
+/// `models/SHA256SUMS`).
+fn yunet_source(config: &Config) -> Result<GraphSource> {
+    if let Some(path) = &config.detector.model {
+        return Ok(GraphSource::File(path.clone()));
     }
+    let file = hrm_models::YUNET;
+    let expected = hrm_models::expected_sha256(file.name).unwrap_or("none");
+    let path = std::path::PathBuf::from("<built-in>").join(file.name);
+    check_hash(&path, expected, crate::manifest::sha256_bytes(file.bytes))?;
     Ok(GraphSource::Embedded { name: file.name.into(), bytes: file.bytes })
 }
 
@@ -215,10 +229,7 @@ fn load_mesh(package: &ModelPackage, backend: &dyn Backend, options: &BackendOpt
 
 /// The configuration's face detector alone, without an AU model (`hrm bench --detection`).
 pub fn face_detector_alone(config: &Config, registry: &BackendRegistry) -> Result<YunetDetector> {
-    let source = match &config.detector.model {
-        Some(path) => GraphSource::File(path.clone()),
-        None => builtin_yunet()?,
-    };
+    let source = yunet_source(config)?;
     let backend = registry.get(config.detector_backend())?;
     let options = config.backend_options(backend.name());
     backend.check_settings(&options)?;

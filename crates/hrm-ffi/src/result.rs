@@ -42,7 +42,8 @@ pub struct hrm_face {
     pub au_count: usize,
     /// AU ids (`"AU1"`, ...), static strings.
     pub au_ids: *const *const c_char,
-    /// Probability of each AU, 0 to 1.
+    /// Probability of each AU, 0 to 1; NaN for an AU the model does not estimate (the built-in
+    /// estimator's AD19, AU23 and AD32), and for every AU of a face it could not estimate.
     pub probabilities: *const f32,
     /// 1 where the probability reaches the AU's threshold, else 0.
     pub present: *const u8,
@@ -183,12 +184,13 @@ impl hrm_result {
     }
 }
 
-/// Finds every face in a frame, aligns each to the AU model's input and runs the AU model.
+/// Finds every face in a frame, runs the face mesh on each (unless `[mesh] enabled = false`),
+/// and gives each its AUs: from a crop aligned to an HRM model's input, or, for the built-in
+/// estimator, from the mesh's landmarks.
 ///
 /// `image` is read during the call only. On success `*out` owns a new result with one face per
 /// face found, highest score first (none when the frame shows no face): free it with
-/// `hrm_result_free`. Needs a `[detector] model` in the configuration (else `HRM_ERROR_CONFIG`).
-/// One thread at a time per detector.
+/// `hrm_result_free`. One thread at a time per detector.
 ///
 /// # Safety
 /// `detector` came from `hrm_detector_new`; `image` points at an `hrm_image` whose `data` holds

@@ -109,13 +109,15 @@ fn new_runtime(config: Result<Config, hrm_core::Error>, out: *mut *mut hrm_runti
 }
 
 /// Creates a runtime from a TOML configuration file (the format of `configs/cpu.toml`; relative
-/// paths in it are taken from the file's folder). Loads and verifies the model package and the
-/// face detector it names.
+/// paths in it are taken from the file's folder). Loads and verifies the AU model package, the
+/// face detector and the face mesh it names; the models built into libhrm stand in for those it
+/// does not name (the MediaPipe estimator, YuNet-s, MediaPipe's mesh), so an empty configuration
+/// runs. Every runtime loads the face detector, and the mesh unless `[mesh] enabled = false`.
 ///
 /// On success `*out` owns the runtime: free it with `hrm_runtime_free` after every detector made
 /// from it. Fails with `HRM_ERROR_IO` (file unreadable), `HRM_ERROR_CONFIG` (bad TOML, unknown
-/// key, bad value, no `model`), `HRM_ERROR_MODEL` (a model missing, malformed or failing its
-/// sha256). Any thread.
+/// key, bad value), `HRM_ERROR_MODEL` (a model missing, malformed or failing its sha256). Any
+/// thread.
 ///
 /// # Safety
 /// `path` is a NUL-terminated UTF-8 string; `out` is writable.

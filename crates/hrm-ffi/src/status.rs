@@ -18,7 +18,7 @@ pub const HRM_ERROR_BUFFER_TOO_SMALL: hrm_status = 2;
 /// A file could not be read (the configuration, a photograph).
 pub const HRM_ERROR_IO: hrm_status = 3;
 /// The configuration is malformed: bad TOML, an unknown key, a value out of range, an unknown
-/// backend, a missing `model` or `[detector] model` that the call needs.
+/// backend, settings that do not go together.
 pub const HRM_ERROR_CONFIG: hrm_status = 4;
 /// A model file is missing or malformed, or does not match the sha256 its manifest records.
 pub const HRM_ERROR_MODEL: hrm_status = 5;

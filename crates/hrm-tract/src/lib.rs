@@ -12,6 +12,7 @@
 //! 150 ms/image at batch 8, 72 ms at batch 1), while a ViT's batched matrix products gain a little.
 
 mod pool;
+mod prelu;
 mod threads;
 
 use hrm_backend::backend::MAX_GRAPH_BYTES;
@@ -104,6 +105,7 @@ impl SharedGraph {
         // The shapes an export records for intermediate values are not used: the spec's are.
         if let Some(graph) = proto.graph.as_mut() {
             graph.value_info.clear();
+            prelu::rewrite(graph);
         }
         let parsed = onnx.parse(&proto, dir).map_err(|e| backend_error(&what, e))?;
         if !parsed.unresolved_inputs.is_empty() {

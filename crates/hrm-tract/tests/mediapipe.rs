@@ -2,10 +2,15 @@
 //! (`../shared/reference/mediapipe_face_landmarker.json`: blendshapes, facial transformation
 //! matrix, pose angles and 478 landmarks for every face of the six shared photographs).
 //!
-//! Targets, on every face MediaPipe finds: mean |blendshape - MediaPipe's| <= 0.03 over the 52,
-//! none off by more than 0.2; landmarks within 2 % of the face width; pose within 3 degrees.
+//! The targets, on every face MediaPipe finds, are mean |blendshape - MediaPipe's| <= 0.03
+//! over the 52, none off by more than 0.2, landmarks within 2 % of the face width and pose within
+//! 3 degrees. hrm reproduces MediaPipe's framing and warp, so these tests hold it to much less:
+//! the reference's own rounding (blendshapes to 0.001, landmarks to 0.01 px) plus a margin —
+//! mean 0.002, single blendshapes 0.01, landmarks 0.1 %, pose 0.1 degree. A plain float warp,
+//! or any other framing, fails them.
 
 use hrm_core::blendshapes::BLENDSHAPE_NAMES;
+use hrm_core::config::DetectorKind;
 use hrm_core::face::{Face, FaceDetector};
 use hrm_core::geometry::Pose;
 use hrm_core::image::decode_file;
@@ -45,8 +50,36 @@ fn nearest<'a>(faces: &'a [FaceResult], bbox: &[f32]) -> &'a FaceResult {
 
 #[test]
 fn blendshapes_landmarks_and_pose_match_mediapipe() {
-    let runtime = default_runtime();
-    let mut pipeline = runtime.pipeline().unwrap();
+    let mut pipeline = default_runtime().pipeline().unwrap();
+    assert_eq!(check_against_mediapipe(&mut pipeline), 7, "faces compared");
+}
+
+/// MediaPipe's own detector in place of YuNet: the same answers, and BlazeFace's own faces.
+#[test]
+fn blazeface_as_the_face_detector_matches_mediapipe() {
+    let mut config = Config { threads: 2, ..Config::default() };
+    config.detector.kind = DetectorKind::Blazeface;
+    let mut pipeline = Runtime::load(config, &hrm_tract::registry()).unwrap().pipeline().unwrap();
+    assert_eq!(check_against_mediapipe(&mut pipeline), 7, "faces compared");
+    // BlazeFace finds three faces in multi_face.jpg at 128x128; the mesh rejects the first, as
+    // MediaPipe's face landmarker does.
+    let image = decode_file(&repo().join("../shared/images/multi_face.jpg")).unwrap();
+    let faces = pipeline.process(&image.view()).unwrap();
+    assert_eq!(faces.len(), 3);
+    assert_eq!(faces.iter().filter(|f| f.aus.is_available()).count(), 2);
+}
+
+#[test]
+fn blazeface_with_an_au_model_that_aligns_by_keypoints_is_refused() {
+    let mut config = Config { threads: 2, ..Config::default() };
+    config.detector.kind = DetectorKind::Blazeface;
+    config.model = Some(repo().join("tests/fixtures/packages/resnet_basic"));
+    let err = Runtime::load(config, &hrm_tract::registry()).err().expect("refused").to_string();
+    assert!(err.contains("detector.kind") && err.contains("mouth corners"), "{err}");
+}
+
+/// Compares every face of the reference with the pipeline's nearest; returns how many.
+fn check_against_mediapipe(pipeline: &mut Pipeline) -> usize {
     let mut checked = 0;
     let mut worst = (0f32, 0f32, 0f32, 0f32);
     for (name, want_faces) in reference().as_object().unwrap() {
@@ -67,8 +100,8 @@ fn blendshapes_landmarks_and_pose_match_mediapipe() {
                 .collect();
             let mean = diffs.iter().map(|d| d.0).sum::<f32>() / 52.0;
             let (max, max_name) = diffs.iter().copied().fold((0f32, ""), |a, b| if b.0 > a.0 { b } else { a });
-            assert!(mean <= 0.03, "{label}: mean blendshape difference {mean}");
-            assert!(max <= 0.2, "{label}: {max_name} off by {max}");
+            assert!(mean <= 0.002, "{label}: mean blendshape difference {mean}");
+            assert!(max <= 0.01, "{label}: {max_name} off by {max}");
 
             let landmarks = got.landmarks.as_ref().expect("landmarks");
             let want_points = want["landmarks"].as_array().unwrap();
@@ -80,7 +113,7 @@ fn blendshapes_landmarks_and_pose_match_mediapipe() {
                     (p[0] - w[0]).hypot(p[1] - w[1]) / width
                 })
                 .fold(0f32, f32::max);
-            assert!(far <= 0.02, "{label}: a landmark {:.2} % of the face width away", far * 100.0);
+            assert!(far <= 0.001, "{label}: a landmark {:.3} % of the face width away", far * 100.0);
 
             let pose = Pose::from_matrix(&got.pose.expect("a pose"));
             let want_pose = &want["pose"];
@@ -88,7 +121,7 @@ fn blendshapes_landmarks_and_pose_match_mediapipe() {
                 .iter()
                 .map(|(axis, v)| (v - want_pose[*axis].as_f64().unwrap() as f32).abs())
                 .fold(0f32, f32::max);
-            assert!(off <= 3.0, "{label}: pose {pose:?} vs MediaPipe's {want_pose}");
+            assert!(off <= 0.1, "{label}: pose {pose:?} vs MediaPipe's {want_pose}");
             eprintln!(
                 "{label}: blendshapes mean {mean:.4}, max {max:.3} ({max_name}); landmarks within {:.2} %; pose within {off:.2} deg",
                 far * 100.0
@@ -97,7 +130,6 @@ fn blendshapes_landmarks_and_pose_match_mediapipe() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 7, "faces compared");
     eprintln!(
         "worst: mean {:.4}, max {:.3}, landmarks {:.2} %, pose {:.2} deg",
         worst.0,
@@ -105,6 +137,7 @@ fn blendshapes_landmarks_and_pose_match_mediapipe() {
         worst.2 * 100.0,
         worst.3
     );
+    checked
 }
 
 #[test]
