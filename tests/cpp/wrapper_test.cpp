@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -60,8 +61,15 @@ int main(int argc, char **argv) {
     CHECK(result.timestamp() == 42);
     const hrm::Span<const char *> ids = runtime.au_ids();
     CHECK(ids.size() == 22 && std::strcmp(ids[0], "AU1") == 0);
+    size_t with_pose = 0;
     for (const hrm::Face &face : result.faces()) {
         CHECK(face.score > 0.5f && face.bbox[2] > 10.0f);
+        // The configuration runs the face mesh: a face it sees has 478 landmarks and a pose; an
+        // HRM package gives no blendshapes.
+        CHECK(face.landmarks.size() == (face.has_pose ? 3 * 478u : 0u));
+        CHECK(face.blendshapes.empty() && face.blendshape_names.empty());
+        CHECK(!face.has_pose || (std::fabs(face.pose[1]) < 90.0f && face.pose_matrix[15] == 1.0f));
+        with_pose += face.has_pose ? 1 : 0;
         CHECK(face.probabilities.size() == ids.size() && face.present.size() == ids.size());
         for (size_t a = 0; a < ids.size(); a++) {
             CHECK(face.au_ids[a] == ids[a]);
@@ -74,6 +82,7 @@ int main(int argc, char **argv) {
         iterated++;
     }
     CHECK(iterated == result.size());
+    CHECK(with_pose + 1 >= result.size());
     expect_error("face past the end", HRM_ERROR_INVALID_ARGUMENT, "index", [&] { (void)result[result.size()]; });
 
     // A frame the caller owns, as a camera would hand it: BGR rows with padding.

@@ -214,3 +214,23 @@ fn faces_the_mesh_cannot_use_give_rows_without_aus_not_panics() {
     }
     assert!(results[1].mesh_score.unwrap() < hrm_core::mesh::MIN_PRESENCE, "a wall corner seen as a face");
 }
+
+#[test]
+fn frames_of_one_pixel_and_faces_of_no_size_give_rows_not_panics() {
+    let faces = vec![face_at(0.0, 0.0, 40.0), face_at(f32::NAN, 0.0, 40.0), face_at(0.0, 0.0, 0.0)];
+    let mut pipeline = pipeline_with(faces);
+    for (width, height) in [(1, 1), (1, 300), (300, 1)] {
+        let image = hrm_core::RgbImage { width, height, data: vec![128; width * height * 3] };
+        let results = pipeline.process(&image.view()).unwrap();
+        assert_eq!(results.len(), 3, "{width}x{height}");
+        for result in &results {
+            assert!(result.pose.is_none_or(|m| m.iter().flatten().all(|v| v.is_finite())), "{width}x{height}");
+        }
+    }
+    // The built-in pipeline on the same frames: BlazeFace and YuNet find nothing there.
+    let mut pipeline = default_runtime().pipeline().unwrap();
+    for (width, height) in [(1, 1), (1, 300), (300, 1)] {
+        let image = hrm_core::RgbImage { width, height, data: vec![128; width * height * 3] };
+        assert!(pipeline.process(&image.view()).unwrap().is_empty(), "{width}x{height}");
+    }
+}
