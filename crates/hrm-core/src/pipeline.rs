@@ -100,14 +100,17 @@ impl Pipeline {
         let mut crops = Vec::new();
         for (face, mesh) in faces.into_iter().zip(meshes) {
             let mesh = mesh.and_then(|m| m.ok());
-            let (to_crop, aligned, aus, blendshapes) = if reads_landmarks {
-                let to_crop = mesh.as_ref().map_or(Similarity { a: 0.0, b: 0.0, tx: 0.0, ty: 0.0 }, |m| m.to_crop);
-                match mesh.as_ref().filter(|m| m.is_present()) {
+            let (mesh_score, mesh_crop) = (mesh.as_ref().map(|m| m.score), mesh.as_ref().map(|m| m.to_crop));
+            let present = mesh.filter(|m| m.is_present());
+            let (to_crop, aus, blendshapes) = if reads_landmarks {
+                // The mesh's crop; zeros (never a transform) for a face too small to mesh.
+                let to_crop = mesh_crop.unwrap_or(Similarity { a: 0.0, b: 0.0, tx: 0.0, ty: 0.0 });
+                match &present {
                     Some(m) => {
                         let (aus, blendshapes) = self.aus.detect_landmarks(&m.landmarks)?;
-                        (to_crop, None, Some(aus), Some(blendshapes))
+                        (to_crop, aus, Some(blendshapes))
                     }
-                    None => (to_crop, None, Some(FaceAus::unavailable(self.aus.aus().len())), None),
+                    None => (to_crop, FaceAus::unavailable(self.aus.aus().len()), None),
                 }
             } else {
                 let Framing::Keypoints = crop.framing else {
@@ -118,18 +121,19 @@ impl Pipeline {
                     continue;
                 };
                 crops.push(image);
-                (to_crop, None, None, None)
+                // The AUs come below, for all the crops at once.
+                (to_crop, FaceAus::unavailable(0), None)
             };
-            let present = mesh.as_ref().filter(|m| m.is_present());
+            let (landmarks, pose) = present.map_or((None, None), |m| (Some(m.landmarks), m.pose));
             results.push(FaceResult {
                 face,
                 to_crop,
-                aligned,
-                aus: aus.unwrap_or_else(|| FaceAus::unavailable(0)),
-                mesh_score: mesh.as_ref().map(|m| m.score),
-                landmarks: present.map(|m| m.landmarks.clone()),
+                aligned: None,
+                aus,
+                mesh_score,
+                landmarks,
                 blendshapes,
-                pose: present.and_then(|m| m.pose),
+                pose,
                 track_id: None,
                 atypicality: None,
             });
