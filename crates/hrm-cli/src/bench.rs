@@ -191,5 +191,65 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
         let (faces, median, detect) = runs[runs.len() / 2];
         crate::print(&format!("{size:>10} {faces:>6} {median:>12.1} {:>12.1} {detect:>12.1}\n", runs[0].1))?;
     }
+    if args.pipeline {
+        mesh_stages(args, config, &photo)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `--pipeline` and the face mesh: the median of each of its stages apart, per frame (all
+/// faces): BlazeFace, the mesh with its head pose, and the blendshapes for the built-in estimator.
+fn mesh_stages(args: &BenchArgs, config: &Config, photo: &hrm_core::RgbImage) -> anyhow::Result<()> {
+    use hrm_core::config::DetectorKind;
+    use hrm_core::face::FaceDetector;
+    let registry = hrm_tract::registry();
+    let runtime = Runtime::load(config.clone(), &registry)?;
+    let Some(mut mesher) = runtime.face_mesher()? else { return Ok(()) };
+    let mut aus = runtime.au_detector()?;
+    let mut yunet = match config.detector.kind {
+        DetectorKind::Yunet => Some(hrm_core::runtime::face_detector_alone(config, &registry)?),
+        DetectorKind::Blazeface => None,
+    };
+    let median = |run: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        for _ in 0..args.warmup.max(1) {
+            run()?;
+        }
+        let mut times = (0..args.iterations.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                run().map(|_| start.elapsed().as_secs_f64() * 1e3)
+            })
+            .collect::<anyhow::Result<Vec<f64>>>()?;
+        times.sort_by(f64::total_cmp);
+        Ok(times[times.len() / 2])
+    };
+    crate::print(&format!(
+        "stages, median ms per frame:\n{:>10} {:>6} {:>12} {:>12} {:>12}\n",
+        "frame", "faces", "BlazeFace", "mesh + pose", "blendshapes"
+    ))?;
+    for size in &args.frame_sizes {
+        let (w, h) = frame_size(size)?;
+        let frame = hrm_core::resize::resize_bilinear(photo, w, h);
+        let faces = match &mut yunet {
+            Some(yunet) => yunet.detect(&frame.view())?,
+            None => mesher.detect(&frame)?.0,
+        };
+        let blazeface = median(&mut || Ok(mesher.blazeface(&frame).map(drop)?))?;
+        let detections = mesher.blazeface(&frame)?;
+        let mesh = median(&mut || Ok(mesher.mesh_faces(&frame, &faces, &detections).map(drop)?))?;
+        let meshes = mesher.mesh_faces(&frame, &faces, &detections)?;
+        let landmarks: Vec<&[[f32; 3]]> =
+            meshes.iter().flatten().filter(|m| m.is_present()).map(|m| m.landmarks.as_slice()).collect();
+        let blendshapes = match aus.reads_landmarks() {
+            true => median(&mut || {
+                for points in &landmarks {
+                    aus.detect_landmarks(points)?;
+                }
+                Ok(())
+            })?,
+            false => f64::NAN,
+        };
+        crate::print(&format!("{size:>10} {:>6} {blazeface:>12.1} {mesh:>12.1} {blendshapes:>12.1}\n", faces.len()))?;
+    }
+    Ok(())
 }

@@ -121,3 +121,22 @@ fn info_without_a_package_lists_the_built_in_models_and_their_licences() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(String::from_utf8(output.stdout).unwrap().contains("mediapipe-blendshapes"));
 }
+
+#[test]
+fn bench_times_the_built_in_pipeline_and_the_meshs_stages() {
+    let image = shared_image("single_face.jpg");
+    let args = ["bench", "--detection", "--pipeline", "--frame-size", "320x240", "--iterations", "1", "--warmup", "1"];
+    let output = hrm(&[&args[..], &["--image", path(&image)]].concat());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("face mesh + head pose + AU model `mediapipe-blendshapes`"), "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("320x240"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "the pipeline's row and the stages' row:\n{text}");
+    let stages = &rows[1];
+    assert_eq!(stages[1], "1", "one face");
+    assert!(stages[2..].iter().all(|v| v.parse::<f64>().is_ok_and(|ms| ms > 0.0)), "{text}");
+}

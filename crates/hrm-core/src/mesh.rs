@@ -264,7 +264,8 @@ impl FaceMesher {
         Ok((faces, meshes))
     }
 
-    fn mesh_faces(&mut self, frame: &RgbImage, faces: &[Face], detections: &[Detection]) -> Result<Vec<Mesh>> {
+    /// The mesh of each face, framed from `detections` (BlazeFace's, [`FaceMesher::blazeface`]).
+    pub fn mesh_faces(&mut self, frame: &RgbImage, faces: &[Face], detections: &[Detection]) -> Result<Vec<Mesh>> {
         let mut meshes = Vec::with_capacity(faces.len());
         for face in faces {
             if face.bbox[2].max(face.bbox[3]) < MIN_MESH_FACE {
@@ -277,8 +278,9 @@ impl FaceMesher {
         Ok(meshes)
     }
 
-    /// BlazeFace on the whole frame, letterboxed into 128x128 as MediaPipe does.
-    fn blazeface(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
+    /// BlazeFace on the whole frame, letterboxed into 128x128 as MediaPipe does: its detections in
+    /// frame pixels, best first.
+    pub fn blazeface(&mut self, frame: &RgbImage) -> Result<Vec<Detection>> {
         let n = BLAZEFACE_SIZE;
         let (w, h) = (frame.width as f32, frame.height as f32);
         // The frame is centred in a square of its longer side, which is scaled to 128.

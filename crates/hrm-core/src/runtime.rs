@@ -155,6 +155,11 @@ impl Runtime {
         self.mesh.is_some()
     }
 
+    /// The face mesh alone, with sessions of its own (`hrm bench` times its stages), when loaded.
+    pub fn face_mesher(&self) -> Result<Option<FaceMesher>> {
+        self.mesh.as_ref().map(FaceMesher::new).transpose()
+    }
+
     /// A session of the AU model's graph alone, without pre- or post-processing (`hrm bench`).
     pub fn au_session(&self) -> Result<Box<dyn hrm_backend::InferenceSession>> {
         self.au_model.session()
