@@ -223,6 +223,8 @@ pub struct ModelPackage {
     pub manifest: Manifest,
     /// The files of a built-in package; `None` when they are in `dir`.
     builtin: Option<&'static [hrm_models::BuiltinFile]>,
+    /// A `mediapipe-blendshapes` package's geometry metadata, parsed once when it is checked.
+    geometry: Option<std::sync::Arc<crate::geometry::GeometryMetadata>>,
 }
 
 impl ModelPackage {
@@ -237,7 +239,7 @@ impl ModelPackage {
         let text = files::read_text_file(&path, MAX_MANIFEST_BYTES)?;
         let manifest = Manifest::parse(&text, &path)?;
         if manifest.kind == ModelKind::MediapipeBlendshapes {
-            let mut package = ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None };
+            let mut package = ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None, geometry: None };
             package.check_mediapipe(&path)?;
             return Ok(package);
         }
@@ -257,7 +259,7 @@ impl ModelPackage {
         let graph = onnx_graph::summarise(&graph_bytes)
             .map_err(|e| Error::field(&graph_path, "graph", "an ONNX model", format!("unreadable protobuf: {e}")))?;
         manifest.check_graph(&graph_path, &graph, weights_len)?;
-        Ok(ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None })
+        Ok(ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None, geometry: None })
     }
 
     /// The MediaPipe estimator compiled into hrm (`models/mediapipe`), every file hashed against
@@ -267,7 +269,7 @@ impl ModelPackage {
         let path = dir.join(MANIFEST_FILE);
         let manifest = Manifest::parse(hrm_models::MEDIAPIPE_MANIFEST, &path)?;
         // Every file is hashed against the manifest (whose hashes a test holds to SHA256SUMS).
-        let mut package = ModelPackage { dir, manifest, builtin: Some(&hrm_models::MEDIAPIPE_FILES) };
+        let mut package = ModelPackage { dir, manifest, builtin: Some(&hrm_models::MEDIAPIPE_FILES), geometry: None };
         package.check_mediapipe(&path)?;
         Ok(package)
     }
@@ -343,11 +345,17 @@ impl ModelPackage {
                     return Err(Error::field(&file, format!("tensor `{}`", tensor.name), expected, "external data"));
                 }
             } else {
-                crate::geometry::GeometryMetadata::parse(&bytes)
+                let geometry = crate::geometry::GeometryMetadata::parse(&bytes)
                     .map_err(|e| Error::field(&file, "geometry", "MediaPipe's FaceGeometryPipelineMetadata", e))?;
+                self.geometry = Some(std::sync::Arc::new(geometry));
             }
         }
         Ok(())
+    }
+
+    /// The geometry metadata of a `mediapipe-blendshapes` package (none for other kinds).
+    pub fn geometry(&self) -> Option<std::sync::Arc<crate::geometry::GeometryMetadata>> {
+        self.geometry.clone()
     }
 }
 

@@ -8,10 +8,9 @@ use crate::blendshapes::BlendshapeEstimator;
 use crate::config::{Config, DetectorKind};
 use crate::error::{Error, Result};
 use crate::face::YunetDetector;
-use crate::geometry::GeometryMetadata;
 use crate::manifest::{
-    check_hash, check_thresholds, ModelKind, ModelPackage, BLENDSHAPES_FILE, FACE_DETECTOR_FILE, GEOMETRY_FILE,
-    LANDMARKS_FILE, MANIFEST_FILE,
+    check_hash, check_thresholds, ModelKind, ModelPackage, BLENDSHAPES_FILE, FACE_DETECTOR_FILE, LANDMARKS_FILE,
+    MANIFEST_FILE,
 };
 use crate::mesh::{self, FaceMesher, MeshModels};
 use crate::pipeline::Pipeline;
@@ -91,18 +90,14 @@ impl Runtime {
             .collect();
         let au_options = config.backend_options(au_backend.name());
         let reads_landmarks = package.manifest.kind == ModelKind::MediapipeBlendshapes;
-        let au_spec = match reads_landmarks {
-            true => crate::blendshapes::graph_spec(package.graph_source(BLENDSHAPES_FILE)),
-            false => package.graph_spec(),
-        };
         // MediaPipe's networks are small: on more threads than one they wait on each other longer
         // than they compute (measured: a 640x480 frame 25.5 ms on 2 threads, 19.9 ms on 1).
         let small_options = BackendOptions { threads: 1, ..au_options.clone() };
-        let au_model = match reads_landmarks {
-            true => au_backend.load(&au_spec, &small_options),
-            false => au_backend.load(&au_spec, &au_options),
-        }
-        .map_err(Model)?;
+        let (au_spec, options) = match reads_landmarks {
+            true => (crate::blendshapes::graph_spec(package.graph_source(BLENDSHAPES_FILE)), &small_options),
+            false => (package.graph_spec(), &au_options),
+        };
+        let au_model = au_backend.load(&au_spec, options).map_err(Model)?;
         let (mut face_model, mut mesh) = (None, None);
         let blazeface = config.detector.kind == DetectorKind::Blazeface;
         if blazeface && !reads_landmarks {
@@ -228,13 +223,13 @@ fn mediapipe_package(dir: &std::path::Path) -> Result<ModelPackage> {
 /// A `mediapipe-blendshapes` package's BlazeFace, face mesh and geometry, loaded.
 fn load_mesh(package: &ModelPackage, backend: &dyn Backend, options: &BackendOptions) -> Result<MeshModels> {
     let input = package.manifest.input.clone();
-    let geometry = GeometryMetadata::parse(&package.file_bytes(GEOMETRY_FILE)?).map_err(|e| {
-        Error::field(package.dir.join(MANIFEST_FILE), "files.geometry", "MediaPipe's geometry metadata", e)
+    let geometry = package.geometry().ok_or_else(|| {
+        Error::field(package.dir.join(MANIFEST_FILE), "kind", "\"mediapipe-blendshapes\"", "another kind")
     })?;
     Ok(MeshModels {
         face_detector: backend.load(&mesh::face_detector_graph(package.graph_source(FACE_DETECTOR_FILE)), options)?,
         landmarks: backend.load(&mesh::landmarks_graph(package.graph_source(LANDMARKS_FILE), &input), options)?,
-        geometry: Arc::new(geometry),
+        geometry,
         input,
     })
 }
