@@ -49,6 +49,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The stage of a runtime whose backend and device `hrm_runtime_device` reports.
+#define HRM_STAGE_AU_MODEL 0
+
+#define HRM_STAGE_FACE_DETECTOR 1
+
+#define HRM_STAGE_FACE_MESH 2
+
 // 3 bytes per pixel: red, green, blue.
 #define HRM_PIXEL_FORMAT_RGB8 0
 
@@ -300,6 +307,22 @@ void hrm_runtime_free(struct hrm_runtime *runtime);
 hrm_status hrm_runtime_au_ids(const struct hrm_runtime *runtime,
                               const char *const **ids,
                               size_t *count);
+
+// What runs a stage of the runtime (`HRM_STAGE_*`), as `"BACKEND:DEVICE"`: `"tract:cpu"`,
+// `"onnxruntime:cuda"`, `"onnxruntime:tensorrt"`; the device is the one the backend actually
+// uses, after any fallback the configuration allows. Copied into `buf` as `hrm_last_error`
+// copies (`*needed` gets the size with its NUL; `HRM_ERROR_BUFFER_TOO_SMALL` when `cap` is
+// short). `HRM_ERROR_INVALID_ARGUMENT` for an unknown stage or one this runtime did not load
+// (no face mesh with `[mesh] enabled = false`). Any thread.
+//
+// # Safety
+// `runtime` came from `hrm_runtime_new_*`; `buf` is NULL or writable for `cap` bytes; `needed`
+// is NULL or writable.
+hrm_status hrm_runtime_device(const struct hrm_runtime *runtime,
+                              uint32_t stage,
+                              char *buf,
+                              size_t cap,
+                              size_t *needed);
 
 // Creates a detector from a runtime: the runtime's models (their weights shared, not copied)
 // with inference state and buffers of its own. The first detector's first frame prepares the

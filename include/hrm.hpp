@@ -231,6 +231,17 @@ public:
         return Span<const char *>(ids, count);
     }
 
+    /// What runs a stage (`HRM_STAGE_*`), "BACKEND:DEVICE": "tract:cpu", "onnxruntime:cuda".
+    std::string device(uint32_t stage = HRM_STAGE_AU_MODEL) const {
+        size_t needed = 0;
+        hrm_status status = hrm_runtime_device(runtime_.get(), stage, nullptr, 0, &needed);
+        if (status != HRM_ERROR_BUFFER_TOO_SMALL) detail::check(status);
+        std::string text(needed, '\0');
+        detail::check(hrm_runtime_device(runtime_.get(), stage, text.data(), text.size(), &needed));
+        text.resize(needed - 1);
+        return text;
+    }
+
     const hrm_runtime *get() const noexcept { return runtime_.get(); }
 
 private:

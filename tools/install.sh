@@ -3,8 +3,9 @@
 #
 #   tools/install.sh --prefix DIR [--from TARGET_DIR]
 #
-# lays out DIR/lib/libhrm.so (soname libhrm.so.ABI), DIR/lib/libhrm.a, DIR/include/hrm.h and
-# hrm.hpp, DIR/lib/pkgconfig/hrm.pc and DIR/lib/cmake/hrm/ (a CMake package with the target
+# lays out DIR/lib/libhrm.so (soname libhrm.so.ABI), DIR/lib/libhrm.a, the backend plugins
+# built beside them (DIR/lib/libhrm_onnxruntime.so, found by libhrm there), DIR/include/hrm.h,
+# hrm.hpp and hrm_plugin.h, DIR/lib/pkgconfig/hrm.pc and DIR/lib/cmake/hrm/ (a CMake package with the target
 # hrm::hrm). Then `pkg-config --cflags --libs hrm` (PKG_CONFIG_PATH=DIR/lib/pkgconfig) or CMake's
 # `find_package(hrm)` (CMAKE_PREFIX_PATH=DIR) is all a project needs. The layout is relocatable.
 # Without --from it first builds the library (`cargo build --release -p libhrm`) and takes it from
@@ -24,7 +25,7 @@ done
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "$from" ]; then
-  (cd "$repo" && cargo build --release -p libhrm)
+  (cd "$repo" && cargo build --release -p libhrm -p hrm-onnxruntime)
   target="$(cd "$repo" && cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
   [ -n "$target" ] || { echo "error: cargo metadata did not name the target folder" >&2; exit 1; }
   from="$target/release"
@@ -46,7 +47,14 @@ strip --strip-unneeded "$prefix/lib/libhrm.so.$version" 2>/dev/null || true
 ln -sf "libhrm.so.$version" "$prefix/lib/libhrm.so.$abi"
 ln -sf "libhrm.so.$abi" "$prefix/lib/libhrm.so"
 install -m 644 "$from/libhrm.a" "$prefix/lib/libhrm.a"
-install -m 644 "$repo/include/hrm.h" "$repo/include/hrm.hpp" "$prefix/include/"
+install -m 644 "$repo/include/hrm.h" "$repo/include/hrm.hpp" "$repo/include/hrm_plugin.h" "$prefix/include/"
+# Plugins go beside libhrm, where it looks for them (cargo's hashed intermediate names excluded).
+for plugin in "$from"/libhrm_*.so; do
+  case "$(basename "$plugin")" in *-*) continue ;; esac
+  [ -f "$plugin" ] || continue
+  install -m 755 "$plugin" "$prefix/lib/"
+  strip --strip-unneeded "$prefix/lib/$(basename "$plugin")" 2>/dev/null || true
+done
 
 # What a static link needs besides libhrm.a (rustc --print native-static-libs, Linux).
 static_libs="-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc"

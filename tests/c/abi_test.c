@@ -397,6 +397,24 @@ static void test_aligned_only(const char *good_package, const char *photo) {
     CHECK(au_count == 22 && strcmp(ids[0], "AU1") == 0 && strcmp(ids[21], "AU43E") == 0, "AU ids");
     expect("AU ids into NULL", hrm_runtime_au_ids(runtime, NULL, &au_count), HRM_ERROR_INVALID_ARGUMENT, "ids");
     expect("AU count into NULL", hrm_runtime_au_ids(runtime, &ids, NULL), HRM_ERROR_INVALID_ARGUMENT, "count");
+    char device[32] = {0};
+    size_t needed = 0;
+    expect("device of the AU model", hrm_runtime_device(runtime, HRM_STAGE_AU_MODEL, device, sizeof device, &needed),
+           HRM_OK, NULL);
+    CHECK(strcmp(device, "tract:cpu") == 0 && needed == 10, "the AU model runs on tract");
+    expect("device size only", hrm_runtime_device(runtime, HRM_STAGE_FACE_DETECTOR, NULL, 0, &needed),
+           HRM_ERROR_BUFFER_TOO_SMALL, "needs 10 bytes");
+    CHECK(needed == 10, "the size asked for");
+    expect("device into a short buffer", hrm_runtime_device(runtime, HRM_STAGE_AU_MODEL, device, 4, NULL),
+           HRM_ERROR_BUFFER_TOO_SMALL, "`cap` is 4");
+    expect("device of a stage not loaded", hrm_runtime_device(runtime, HRM_STAGE_FACE_MESH, device, sizeof device, NULL),
+           HRM_ERROR_INVALID_ARGUMENT, "no face mesh");
+    expect("device of an unknown stage", hrm_runtime_device(runtime, 7, device, sizeof device, NULL),
+           HRM_ERROR_INVALID_ARGUMENT, "stage 7");
+    expect("device of a NULL runtime", hrm_runtime_device(NULL, HRM_STAGE_AU_MODEL, device, sizeof device, NULL),
+           HRM_ERROR_INVALID_ARGUMENT, "runtime");
+    expect("device into NULL with a capacity", hrm_runtime_device(runtime, HRM_STAGE_AU_MODEL, NULL, 8, NULL),
+           HRM_ERROR_INVALID_ARGUMENT, "`buf` is NULL");
     hrm_bitmap *bitmap = NULL;
     expect("bitmap", hrm_bitmap_load(photo, &bitmap), HRM_OK, NULL);
     if (bitmap != NULL && detector != NULL) {

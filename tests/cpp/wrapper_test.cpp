@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
     hrm::Result result = detector.detect(photo.image(42));
     CHECK(result.size() == expected_faces);
     CHECK(result.timestamp() == 42);
+    CHECK(runtime.device() == "tract:cpu" && runtime.device(HRM_STAGE_FACE_DETECTOR) == "tract:cpu");
     const hrm::Span<const char *> ids = runtime.au_ids();
     CHECK(ids.size() == 22 && std::strcmp(ids[0], "AU1") == 0);
     size_t with_pose = 0;

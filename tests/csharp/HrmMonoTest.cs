@@ -18,6 +18,11 @@ static class HrmMonoTest
         using (var runtime = HrmRuntime.FromFile(args[0]))
         using (var detector = new HrmDetector(runtime))
         {
+            if (runtime.Device() != "tract:cpu" || runtime.Device(1) != "tract:cpu")
+            {
+                Console.Error.WriteLine("runtime.Device(): {0}, {1}; expected tract:cpu", runtime.Device(), runtime.Device(1));
+                failures++;
+            }
             for (int p = 1; p < args.Length; p++)
             {
                 var photo = new HrmBitmap(args[p]);

@@ -54,6 +54,9 @@ pub struct GraphSpec {
     /// One entry per graph input, in the graph's order.
     pub inputs: Vec<Vec<Dim>>,
     pub hints: Hints,
+    /// The file the graph's external tensors live in (a package's weights), when it has one;
+    /// backends that read the graph themselves find it from the graph's folder, plugins are told.
+    pub weights: Option<PathBuf>,
 }
 
 /// The largest graph file a backend reads (protobuf's own limit; a converted graph keeps its
@@ -96,6 +99,20 @@ impl BackendOptions {
 /// prepared), and keeps its own buffers.
 pub trait LoadedModel: Send + Sync {
     fn session(&self) -> Result<Box<dyn InferenceSession>>;
+
+    /// What runs the graph: the CPU, unless the backend says otherwise.
+    fn placement(&self) -> Placement {
+        Placement { device: "cpu".into(), notes: String::new() }
+    }
+}
+
+/// The device (or execution provider) a loaded graph runs on, and how it came to run there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// `cpu`, `cuda`, `tensorrt`, ...
+    pub device: String,
+    /// The devices tried before it and why they were not used; empty when the first choice runs it.
+    pub notes: String,
 }
 
 /// One user's way of running a loaded graph.
@@ -119,6 +136,8 @@ pub trait Backend: Send + Sync {
 #[derive(Default)]
 pub struct BackendRegistry {
     backends: Vec<Box<dyn Backend>>,
+    /// Why backends one might look for are missing (plugins refused), for the unknown-backend error.
+    notes: Vec<String>,
 }
 
 impl BackendRegistry {
@@ -132,11 +151,15 @@ impl BackendRegistry {
     }
 
     pub fn get(&self, name: &str) -> Result<&dyn Backend> {
-        self.backends
-            .iter()
-            .find(|b| b.name() == name)
-            .map(|b| b.as_ref())
-            .ok_or_else(|| Error::UnknownBackend { name: name.to_string(), known: self.names().join(", ") })
+        self.backends.iter().find(|b| b.name() == name).map(|b| b.as_ref()).ok_or_else(|| {
+            let known = std::iter::once(self.names().join(", ")).chain(self.notes.iter().cloned());
+            Error::UnknownBackend { name: name.to_string(), known: known.collect::<Vec<_>>().join("; ") }
+        })
+    }
+
+    /// Records why a backend is missing (a plugin refused), named by [`BackendRegistry::get`]'s error.
+    pub fn note(&mut self, note: String) {
+        self.notes.push(note);
     }
 
     pub fn names(&self) -> Vec<&str> {

@@ -10,6 +10,7 @@ pub mod tensor;
 
 pub use backend::{
     Backend, BackendOptions, BackendRegistry, Dim, GraphSource, GraphSpec, Hints, InferenceSession, LoadedModel,
+    Placement,
 };
 pub use error::{Error, Result};
 pub use tensor::{Tensor, TensorView};

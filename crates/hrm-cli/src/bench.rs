@@ -23,9 +23,8 @@ pub struct BenchArgs {
     /// Photograph the --detection frames are made from (resized to each frame size).
     #[arg(long)]
     image: Option<PathBuf>,
-    /// TOML configuration (backend and threads are used).
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    choice: crate::BackendArgs,
     /// Batch sizes to measure.
     #[arg(long = "batch", default_values_t = [1usize, 8])]
     batches: Vec<usize>,
@@ -40,10 +39,7 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
+    let mut config = args.choice.config()?;
     if let Some(threads) = args.threads {
         anyhow::ensure!(threads <= MAX_THREADS, "--threads {threads}: expected 0 (all cores) to {MAX_THREADS}");
         config.threads = threads;
@@ -69,7 +65,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     let threads = config.resolved_threads();
     let load_start = Instant::now();
-    let runtime = Runtime::load_without_face_detector(config, &hrm_tract::registry())?;
+    let registry = crate::registry(&config);
+    let runtime = Runtime::load_without_face_detector(config, &registry)?;
+    crate::report_fallbacks(&runtime);
     anyhow::ensure!(
         runtime.package().manifest.kind == hrm_core::manifest::ModelKind::AuClassifier,
         "`{}` reads the face mesh's landmarks, not a crop: time it with --detection --pipeline",
@@ -81,7 +79,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     crate::print(&format!(
         "model {} on {} with {threads} threads (load {load_ms:.0} ms)\n",
         runtime.package().manifest.name,
-        runtime.config().backend
+        placement_text(&runtime, "au model"),
     ))?;
     crate::print(&format!(
         "{:>6} {:>12} {:>12} {:>12} {:>12}\n",
@@ -121,6 +119,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `backend (device)` for a stage of the runtime, as its backend reports it.
+fn placement_text(runtime: &Runtime, stage: &str) -> String {
+    let found = runtime.placements().into_iter().find(|p| p.0 == stage);
+    found.map_or_else(|| "?".into(), |(_, backend, placement)| format!("{backend} ({})", placement.device))
+}
+
 /// `WIDTHxHEIGHT`, each side from 1 to the largest detector input the configuration allows.
 fn frame_size(text: &str) -> anyhow::Result<(usize, usize)> {
     text.split_once('x')
@@ -138,26 +142,35 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
     use hrm_core::face::FaceDetector;
     let detector = config.detector.model.as_ref().map_or("built-in YuNet-s".into(), |m| m.display().to_string());
     let threads = config.resolved_threads();
-    let registry = hrm_tract::registry();
+    let registry = crate::registry(config);
     /// What is timed per frame.
     enum Timed {
         Detection(hrm_core::face::YunetDetector),
         Pipeline(hrm_core::pipeline::Pipeline),
     }
-    let (mut timed, stages) = match args.pipeline {
+    let (mut timed, stages, detector_on) = match args.pipeline {
         true => {
             let runtime = Runtime::load(config.clone(), &registry)?;
+            crate::report_fallbacks(&runtime);
             let mesh = if runtime.has_mesh() { " + face mesh + head pose" } else { "" };
-            let stages = format!("detection{mesh} + AU model `{}`", runtime.package().manifest.name);
-            (Timed::Pipeline(runtime.pipeline()?), stages)
+            let stages = format!(
+                "detection{mesh} + AU model `{}` on {}",
+                runtime.package().manifest.name,
+                placement_text(&runtime, "au model")
+            );
+            let detector_on = placement_text(&runtime, "face detector");
+            (Timed::Pipeline(runtime.pipeline()?), stages, detector_on)
         }
-        false => (Timed::Detection(hrm_core::runtime::face_detector_alone(config, &registry)?), "detection".into()),
+        false => {
+            let (detector, placement) = hrm_core::runtime::face_detector_alone(config, &registry)?;
+            let detector_on = format!("{} ({})", config.detector_backend(), placement.device);
+            (Timed::Detection(detector), "detection".to_string(), detector_on)
+        }
     };
     let image = args.image.clone().ok_or_else(|| anyhow::anyhow!("--detection needs --image PHOTO"))?;
     let photo = hrm_core::image::decode_file(&image)?;
     crate::print(&format!(
-        "{stages}: {detector} on {} with {threads} threads; frames made from {}\n",
-        config.detector_backend(),
+        "{stages}: {detector} on {detector_on} with {threads} threads; frames made from {}\n",
         image.display()
     ))?;
     crate::print(&format!(
@@ -202,12 +215,12 @@ fn detection(args: &BenchArgs, config: &Config) -> anyhow::Result<ExitCode> {
 fn mesh_stages(args: &BenchArgs, config: &Config, photo: &hrm_core::RgbImage) -> anyhow::Result<()> {
     use hrm_core::config::DetectorKind;
     use hrm_core::face::FaceDetector;
-    let registry = hrm_tract::registry();
+    let registry = crate::registry(config);
     let runtime = Runtime::load(config.clone(), &registry)?;
     let Some(mut mesher) = runtime.face_mesher()? else { return Ok(()) };
     let mut aus = runtime.au_detector()?;
     let mut yunet = match config.detector.kind {
-        DetectorKind::Yunet => Some(hrm_core::runtime::face_detector_alone(config, &registry)?),
+        DetectorKind::Yunet => Some(hrm_core::runtime::face_detector_alone(config, &registry)?.0),
         DetectorKind::Blazeface => None,
     };
     let median = |run: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {

@@ -10,7 +10,7 @@ use hrm_core::face::Face;
 use hrm_core::geometry::Pose;
 use hrm_core::manifest::ModelKind;
 use hrm_core::pipeline::{FaceResult, Pipeline};
-use hrm_core::{AuDetector, AuList, Config, FaceAus, RgbImage, Runtime};
+use hrm_core::{AuDetector, AuList, FaceAus, RgbImage, Runtime};
 use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
@@ -26,9 +26,8 @@ pub struct DetectArgs {
     /// MediaPipe estimator built into hrm.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// TOML configuration (backend, threads, batch size, thresholds).
-    #[arg(long)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    choice: crate::BackendArgs,
     /// Every image is one face already aligned (OpenFace 2.2's 224x224 crops, the HRM demo's input);
     /// without it, faces are detected (YuNet) and aligned first.
     #[arg(long)]
@@ -62,10 +61,7 @@ enum Sink {
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
+    let mut config = args.choice.config()?;
     if args.aligned && args.save_aligned.is_some() {
         bail!("--save-aligned writes the crops made from detected faces; with --aligned the inputs are the crops");
     }
@@ -87,11 +83,12 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         config.model = Some(model.clone());
     }
     // Aligned faces need no face detector: a [detector] model is not even loaded for them.
-    let registry = hrm_tract::registry();
+    let registry = crate::registry(&config);
     let runtime = match args.aligned {
         true => Runtime::load_without_face_detector(config, &registry)?,
         false => Runtime::load(config, &registry)?,
     };
+    crate::report_fallbacks(&runtime);
     let config = runtime.config();
     let au_set = runtime.aus();
     let mut mode = open_mode(&runtime, &args)?;

@@ -38,8 +38,34 @@ pub fn describe_architecture(architecture: &Architecture) -> String {
     }
 }
 
-/// `hrm info` without a package: the models built into hrm, with their hashes and licences.
-pub fn builtin() -> anyhow::Result<ExitCode> {
+/// `hrm info [PACKAGE] [--config FILE] [--backend NAME]`: the package (or the built-in models),
+/// then, when a configuration or backend is given, what runs each model.
+pub fn run(package: Option<&Path>, choice: &crate::BackendArgs) -> anyhow::Result<ExitCode> {
+    match package {
+        Some(dir) => describe_package(dir)?,
+        None => builtin()?,
+    }
+    if choice.config.is_some() || choice.backend.is_some() {
+        let mut config = choice.config()?;
+        if let Some(dir) = package {
+            config.model = Some(dir.to_path_buf());
+        }
+        let registry = crate::registry(&config);
+        let runtime = hrm_core::Runtime::load(config, &registry)?;
+        let mut out = String::from("runs on (backend, device or execution provider):\n");
+        for (stage, backend, placement) in runtime.placements() {
+            line!(out, "  {stage:<14} {backend} ({})", placement.device);
+            if !placement.notes.is_empty() {
+                line!(out, "  {:<14} {}", "", placement.notes);
+            }
+        }
+        crate::print(&out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The models built into hrm, with their hashes and licences.
+fn builtin() -> anyhow::Result<()> {
     let mut out = String::new();
     line!(out, "Models built into hrm (used when a configuration names none; verified by sha256 at load):");
     line!(out, "  face detector: YuNet-s ({}), Apache-2.0", hrm_models::YUNET.name);
@@ -53,10 +79,10 @@ pub fn builtin() -> anyhow::Result<ExitCode> {
     line!(out, "");
     out.push_str(hrm_models::LICENSES);
     crate::print(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
+fn describe_package(dir: &Path) -> anyhow::Result<()> {
     let mut out = String::new();
     let package = ModelPackage::load(dir)?;
     let m = &package.manifest;
@@ -102,5 +128,5 @@ pub fn run(dir: &Path) -> anyhow::Result<ExitCode> {
         line!(out, "  warning:       a random-weight test fixture: its AU numbers mean nothing");
     }
     crate::print(&out)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,10 +1,12 @@
 //! `hrm`: convert HRM checkpoints into model packages, detect Action Units, benchmark backends.
 
+mod backends;
 mod bench;
 mod detect;
 mod info;
 
 use clap::{Parser, Subcommand};
+use hrm_core::Config;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,7 +37,19 @@ enum Command {
         fixture: bool,
     },
     /// Describe a model package and verify its files; without one, the models built into hrm.
-    Info { package: Option<PathBuf> },
+    /// With --config or --backend, also load it and say what runs each model.
+    Info {
+        package: Option<PathBuf>,
+        #[command(flatten)]
+        choice: BackendArgs,
+    },
+    /// List the backends: built in, and every plugin found (file, version, devices), or refused.
+    Backends {
+        /// TOML configuration: its [plugins] paths are searched first, and its backend tables
+        /// ([onnxruntime]) reach the plugins.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Detect Action Units in images or folders of images.
     Detect(detect::DetectArgs),
     /// Measure inference latency of a package on a backend.
@@ -47,8 +61,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert { checkpoint, out, name, heads, fixture } => convert(checkpoint, out, name, heads, fixture),
-        Command::Info { package: Some(package) } => info::run(&package),
-        Command::Info { package: None } => info::builtin(),
+        Command::Info { package, choice } => info::run(package.as_deref(), &choice),
+        Command::Backends { config } => backends::run(config.as_deref()),
         Command::Detect(args) => detect::run(args),
         Command::Bench(args) => bench::run(args),
     };
@@ -83,6 +97,46 @@ fn convert(
         eprintln!("  note: {note}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A configuration file and a backend chosen on the command line.
+#[derive(clap::Args, Default)]
+pub struct BackendArgs {
+    /// TOML configuration (backend, threads, batch size, thresholds).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The backend for the AU model (and for YuNet, unless [detector] backend names one): `tract`
+    /// (built in) or a plugin's name (`hrm backends` lists them). Overrides the configuration's.
+    #[arg(long)]
+    pub backend: Option<String>,
+}
+
+impl BackendArgs {
+    /// The configuration file (or the default one), with --backend applied.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(backend) = &self.backend {
+            config.backend.name = backend.clone();
+        }
+        Ok(config)
+    }
+}
+
+/// The backends `config` can use: tract, built in, then every plugin found (see `hrm backends`).
+pub fn registry(config: &Config) -> hrm_core::BackendRegistry {
+    hrm_core::plugin::with_plugins(hrm_tract::registry(), config)
+}
+
+/// Says on stderr where a backend did not run a model on its first choice of device.
+pub fn report_fallbacks(runtime: &hrm_core::Runtime) {
+    for (stage, backend, placement) in runtime.placements() {
+        if !placement.notes.is_empty() {
+            eprintln!("note: {backend} runs the {stage} on {}: {}", placement.device, placement.notes);
+        }
+    }
 }
 
 /// tract allocates its intermediate tensors afresh on every run. glibc serves blocks over 128 KiB

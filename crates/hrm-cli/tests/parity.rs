@@ -1,6 +1,8 @@
 //! `hrm convert` + `hrm detect --aligned` against PyTorch: the probabilities written by
 //! `tools/make_fixtures.py` (timm / torchvision models, HRM's pre-processing) on the shared
-//! photographs, end to end from the image files.
+//! photographs, end to end from the image files; on tract, and on ONNX Runtime through its plugin
+//! (`--backend onnxruntime`, which needs ORT_DYLIB_PATH: `eval "$(tools/setup-onnxruntime.sh)"`),
+//! whose answers are also held to tract's.
 
 mod common;
 use common::*;
@@ -8,24 +10,47 @@ use common::*;
 const TOLERANCE: f64 = 1e-4;
 
 fn check_fixture(name: &str) {
-    check_fixture_in_batches(name, 1);
+    check_fixture_in_batches(name, 1, "tract");
 }
 
-/// `hrm detect --aligned` with `batch_size` faces per inference call, against PyTorch's
-/// probabilities (which are PyTorch's own per image: in eval mode its outputs do not depend on
-/// the batch).
-fn check_fixture_in_batches(name: &str, batch_size: usize) {
+/// On ONNX Runtime: within the tolerance of PyTorch, and of tract.
+fn check_fixture_on_onnxruntime(name: &str, batch_size: usize) {
+    let on_ort = check_fixture_in_batches(name, batch_size, "onnxruntime");
+    let on_tract = check_fixture_in_batches(name, batch_size, "tract");
+    assert_eq!(on_ort.len(), on_tract.len());
+    let mut worst = 0f64;
+    for (a, b) in on_ort.iter().zip(&on_tract) {
+        worst = worst.max((a - b).abs());
+        assert!((a - b).abs() <= TOLERANCE, "{name}: ONNX Runtime {a}, tract {b}");
+    }
+    eprintln!("{name}: max |onnxruntime - tract| = {worst:.2e}");
+}
+
+/// `hrm detect --aligned` on `backend` with `batch_size` faces per inference call, against
+/// PyTorch's probabilities (which are PyTorch's own per image: in eval mode its outputs do not
+/// depend on the batch). Gives every probability, image by image.
+fn check_fixture_in_batches(name: &str, batch_size: usize, backend: &str) -> Vec<f64> {
     let dir = tempfile::tempdir().unwrap();
     let package = dir.path().join(name);
     convert_fixture(name, &package);
     let config = dir.path().join("batched.toml");
-    std::fs::write(&config, format!("batch_size = {batch_size}\n")).unwrap();
+    std::fs::write(&config, format!("batch_size = {batch_size}\n[onnxruntime]\nfallback = false\n")).unwrap();
     let images = shared_images();
-    let mut args =
-        vec!["detect", "--aligned", "--format", "json", "--config", path(&config), "--model", path(&package)];
+    let mut args = vec![
+        "detect",
+        "--aligned",
+        "--format",
+        "json",
+        "--backend",
+        backend,
+        "--config",
+        path(&config),
+        "--model",
+        path(&package),
+    ];
     args.extend(images.iter().map(|p| path(p)));
     let output = hrm(&args);
-    assert!(output.status.success(), "hrm detect: {}", stderr(&output));
+    assert!(output.status.success(), "hrm detect --backend {backend}: {}", stderr(&output));
 
     let expected = expected();
     let reference = &expected["fixtures"][name]["probabilities"];
@@ -33,6 +58,7 @@ fn check_fixture_in_batches(name: &str, batch_size: usize) {
         String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), images.len(), "one line per aligned face");
     let mut worst = 0f64;
+    let mut all = Vec::new();
     for (line, image) in lines.iter().zip(&images) {
         assert_eq!(line["file"], path(image));
         assert_eq!(line["face"], 0);
@@ -45,12 +71,14 @@ fn check_fixture_in_batches(name: &str, batch_size: usize) {
         assert_eq!(want.len(), aus.len(), "{name} {file_name}: PyTorch's AUs against hrm's");
         for ((id, got), want) in aus.iter().zip(want) {
             let (got, want) = (got.as_f64().unwrap(), want.as_f64().unwrap());
+            all.push(got);
             worst = worst.max((got - want).abs());
             assert!((got - want).abs() <= TOLERANCE, "{name} {file_name} {id}: hrm {got}, PyTorch {want}");
             assert_eq!(line["present"][id].as_bool().unwrap(), got >= 0.5, "{id} presence follows the 0.5 threshold");
         }
     }
-    eprintln!("{name}: max |hrm - PyTorch| = {worst:.2e}");
+    eprintln!("{name} on {backend}: max |hrm - PyTorch| = {worst:.2e}");
+    all
 }
 
 #[test]
@@ -62,8 +90,18 @@ fn mae_face_with_global_pooling_matches_pytorch() {
 /// batch of 4 and one of 2, and at batch 6 one batch of 6.
 #[test]
 fn mae_face_in_batches_of_4_and_6_matches_pytorch() {
-    check_fixture_in_batches("mae_face_gap", 4);
-    check_fixture_in_batches("mae_face_gap", 6);
+    check_fixture_in_batches("mae_face_gap", 4, "tract");
+    check_fixture_in_batches("mae_face_gap", 6, "tract");
+}
+
+/// Every fixture through the ONNX Runtime plugin, one face per run and batches of 4 and 2.
+#[test]
+fn every_fixture_on_onnxruntime_matches_pytorch_and_tract() {
+    for name in ["mae_face_gap", "mae_face_cls", "fmae_iat", "resnet_bottleneck", "resnet_basic"] {
+        check_fixture_on_onnxruntime(name, 1);
+    }
+    check_fixture_on_onnxruntime("mae_face_gap", 4);
+    check_fixture_on_onnxruntime("resnet_basic", 4);
 }
 
 #[test]

@@ -177,7 +177,7 @@ pub fn estimate_aus(aus: &AuList, blendshapes: &[f32]) -> Vec<f32> {
 /// The blendshapes network's graph: 146 points, x and y in frame pixels.
 pub fn graph_spec(source: GraphSource) -> GraphSpec {
     let inputs = vec![vec![Dim::Fixed(1), Dim::Fixed(LANDMARK_SUBSET.len()), Dim::Fixed(2)]];
-    GraphSpec { source, inputs, hints: Hints::default() }
+    GraphSpec { source, inputs, hints: Hints::default(), weights: None }
 }
 
 /// The estimator on a session of the blendshapes network. It reads the face mesh's landmarks,

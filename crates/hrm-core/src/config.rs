@@ -38,6 +38,9 @@ pub struct Config {
     /// MediaPipe's face mesh: landmarks and head pose for every face.
     #[serde(default)]
     pub mesh: MeshConfig,
+    /// Where backend plugins are looked for first.
+    #[serde(default)]
+    pub plugins: PluginsConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub origin: PathBuf,
@@ -87,6 +90,31 @@ pub struct FaceDetectorConfig {
     #[serde(default)]
     pub max_faces: usize,
 }
+
+/// `[plugins]`: folders searched for backend plugins (`libhrm_NAME.so`) before
+/// `HRM_PLUGIN_PATH` and the folders beside hrm.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Relative paths are taken from the configuration file's folder.
+    #[serde(default)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// The configuration's own top-level keys; any other top-level table is a backend's settings
+/// (`[onnxruntime]`), checked against the backends there are when a runtime is loaded.
+const SECTIONS: [&str; 10] = [
+    "backend",
+    "model",
+    "threads",
+    "batch_size",
+    "max_image_pixels",
+    "thresholds",
+    "detector",
+    "alignment",
+    "mesh",
+    "plugins",
+];
 
 /// The face mesh's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -151,7 +179,8 @@ impl FaceDetectorConfig {
 }
 
 /// `backend = "NAME"`, or a `[backend]` table holding `name = "NAME"` and a `[backend.NAME]` table
-/// of settings for any backend (device, precision, providers), which that backend validates.
+/// of settings for any backend (device, precision, providers), which that backend validates. A
+/// top-level `[NAME]` table is the same as `[backend.NAME]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendChoice {
     pub name: String,
@@ -254,6 +283,7 @@ impl Default for Config {
             detector: FaceDetectorConfig::default(),
             alignment: AlignmentConfig::default(),
             mesh: MeshConfig::default(),
+            plugins: PluginsConfig::default(),
             origin: PathBuf::from("<default configuration>"),
         }
     }
@@ -270,17 +300,42 @@ impl Config {
 
     /// Takes relative model paths from `base` (a file's configuration: its folder).
     pub fn resolve_paths(&mut self, base: &Path) {
-        for model in [&mut self.model, &mut self.detector.model, &mut self.mesh.model].into_iter().flatten() {
-            if model.is_relative() {
-                *model = base.join(&*model);
+        let models = [&mut self.model, &mut self.detector.model, &mut self.mesh.model].into_iter().flatten();
+        for path in models.chain(&mut self.plugins.paths) {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
     }
 
     /// Parses TOML text; `origin` names it in errors (a path, or a label such as `<string>`).
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config> {
-        let mut config: Config =
-            toml::from_str(text).map_err(|e| Error::Toml { file: origin.to_path_buf(), message: e.to_string() })?;
+        let toml_error = |e: toml::de::Error| Error::Toml { file: origin.to_path_buf(), message: e.to_string() };
+        let mut table: toml::Table = toml::from_str(text).map_err(toml_error)?;
+        let backend_tables: Vec<(String, toml::Table)> = table
+            .keys()
+            .filter(|key| !SECTIONS.contains(&key.as_str()) && table[*key].is_table())
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|key| match table.remove(&key) {
+                Some(toml::Value::Table(settings)) => Some((key, settings)),
+                _ => None,
+            })
+            .collect();
+        // Without backend tables the text is parsed again as it is, so errors keep their line.
+        let mut config: Config = match backend_tables.is_empty() {
+            true => toml::from_str(text),
+            false => toml::Value::Table(table).try_into(),
+        }
+        .map_err(toml_error)?;
+        for (name, settings) in backend_tables {
+            if config.backend.settings.contains_key(&name) {
+                let field = format!("[{name}]");
+                return Err(Error::field(origin, field, format!("one table of `{name}` settings"), "two"));
+            }
+            config.backend.settings.insert(name, settings);
+        }
         config.origin = origin.to_path_buf();
         config.validate()?;
         Ok(config)
@@ -406,6 +461,27 @@ mod tests {
             let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err().to_string();
             assert!(err.contains(field) && err.contains("x.toml"), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn a_top_level_table_that_is_not_a_section_holds_a_backends_settings() {
+        let text = "backend = \"onnxruntime\"\nthreads = 2\n[onnxruntime]\nproviders = [\"cuda\", \"cpu\"]\n\
+                    [onnxruntime.cuda]\ndevice_id = 1\n[plugins]\npaths = [\"plugins\", \"/opt/hrm\"]\n";
+        let mut config = Config::from_toml(text, Path::new("/etc/hrm/gpu.toml")).unwrap();
+        config.resolve_paths(Path::new("/etc/hrm"));
+        assert_eq!((&*config.backend, config.threads), ("onnxruntime", 2));
+        let settings = config.backend_options("onnxruntime").settings;
+        assert_eq!(settings.len(), 2);
+        assert_eq!(settings["cuda"]["device_id"].as_integer(), Some(1));
+        assert_eq!(config.plugins.paths, [Path::new("/etc/hrm/plugins"), Path::new("/opt/hrm")]);
+        let twice = "[onnxruntime]\nfallback = true\n[backend.onnxruntime]\nfallback = false\n";
+        let err = Config::from_toml(twice, Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("[onnxruntime]") && err.contains("two"), "{err}");
+        // A misspelt key that is not a table is still an error of its own, with its line.
+        let err = Config::from_toml("[onnxruntime]\n[plugins]\npath = []\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("path"), "{err}");
+        let err = Config::from_toml("threds = 2\n", Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("threds") && err.contains("line 1"), "{err}");
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl YunetDetector {
             source,
             inputs: vec![vec![Dim::Fixed(1), Dim::Fixed(3), Dim::Any, Dim::Any]],
             hints: Hints::default(),
+            weights: None,
         }
     }
 

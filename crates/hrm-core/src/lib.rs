@@ -15,6 +15,7 @@ pub mod manifest;
 pub mod mesh;
 pub mod onnx_graph;
 pub mod pipeline;
+pub mod plugin;
 pub mod preprocess;
 pub mod resize;
 pub mod runtime;

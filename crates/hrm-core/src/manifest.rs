@@ -310,6 +310,7 @@ impl ModelPackage {
             source: self.graph_source(GRAPH_FILE),
             inputs: vec![self.manifest.input.tensor_dims()],
             hints: Hints { one_image_per_run: self.manifest.hints.one_image_per_run },
+            weights: self.manifest.files.get(WEIGHTS_FILE).map(|f| self.dir.join(&f.name)),
         }
     }
 

@@ -203,12 +203,13 @@ pub fn face_detector_graph(source: GraphSource) -> GraphSpec {
         source,
         inputs: vec![vec![Dim::Fixed(1), Dim::Fixed(n), Dim::Fixed(n), Dim::Fixed(3)]],
         hints: Hints::default(),
+        weights: None,
     }
 }
 
 /// The mesh's graph: a batch of crops, NHWC.
 pub fn landmarks_graph(source: GraphSource, input: &InputSpec) -> GraphSpec {
-    GraphSpec { source, inputs: vec![input.tensor_dims()], hints: Hints::default() }
+    GraphSpec { source, inputs: vec![input.tensor_dims()], hints: Hints::default(), weights: None }
 }
 
 /// BlazeFace, the face mesh and the geometry for one user (a detector): sessions of its own.

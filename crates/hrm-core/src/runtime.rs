@@ -14,7 +14,7 @@ use crate::manifest::{
 };
 use crate::mesh::{self, FaceMesher, MeshModels};
 use crate::pipeline::Pipeline;
-use hrm_backend::{Backend, BackendOptions, BackendRegistry, GraphSource, LoadedModel};
+use hrm_backend::{Backend, BackendOptions, BackendRegistry, GraphSource, LoadedModel, Placement};
 use std::sync::Arc;
 
 /// Why a runtime could not be made: the configuration itself, or a model it names. The C ABI
@@ -73,7 +73,20 @@ impl Runtime {
         // The backends used, and every one a settings table names (which must be registered),
         // each check their settings once.
         let mut checked = std::collections::BTreeSet::from([au_backend.name(), face_backend.name()]);
-        checked.extend(config.backend.settings.keys().map(String::as_str));
+        for name in config.backend.settings.keys() {
+            if registry.get(name).is_err() {
+                return Err(Bad(Error::field(
+                    &config.origin,
+                    format!("[{name}]"),
+                    format!(
+                        "a section of the configuration, or the settings of a backend (backends: {})",
+                        registry.names().join(", ")
+                    ),
+                    format!("`{name}`, which is neither"),
+                )));
+            }
+            checked.insert(name);
+        }
         for name in checked {
             registry.get(name).and_then(|b| b.check_settings(&config.backend_options(name))).map_err(Bad)?;
         }
@@ -137,6 +150,23 @@ impl Runtime {
     /// The AUs every result reports, in order.
     pub fn aus(&self) -> &AuList {
         &self.aus
+    }
+
+    /// What runs each loaded model, by stage: the backend's name and its placement (the device or
+    /// execution provider, and why when it is not the first choice).
+    pub fn placements(&self) -> Vec<(&'static str, &str, Placement)> {
+        let config = &self.config;
+        let mut stages = vec![("au model", config.backend.name.as_str(), self.au_model.placement())];
+        match (&self.face_model, &self.mesh) {
+            (Some(yunet), _) => stages.push(("face detector", config.detector_backend(), yunet.placement())),
+            // BlazeFace, the mesh's own detector, runs where the mesh does.
+            (None, Some(mesh)) => stages.push(("face detector", &config.backend.name, mesh.face_detector.placement())),
+            (None, None) => {}
+        }
+        if let Some(mesh) = &self.mesh {
+            stages.push(("face mesh", config.backend.name.as_str(), mesh.landmarks.placement()));
+        }
+        stages
     }
 
     /// Whether raw frames can be processed (a face detector is loaded: YuNet, or BlazeFace with
@@ -235,11 +265,11 @@ fn load_mesh(package: &ModelPackage, backend: &dyn Backend, options: &BackendOpt
 }
 
 /// The configuration's face detector alone, without an AU model (`hrm bench --detection`).
-pub fn face_detector_alone(config: &Config, registry: &BackendRegistry) -> Result<YunetDetector> {
+pub fn face_detector_alone(config: &Config, registry: &BackendRegistry) -> Result<(YunetDetector, Placement)> {
     let source = yunet_source(config)?;
     let backend = registry.get(config.detector_backend())?;
     let options = config.backend_options(backend.name());
     backend.check_settings(&options)?;
-    let session = backend.load(&YunetDetector::graph_spec(source), &options)?.session()?;
-    Ok(YunetDetector::new(session, &config.detector))
+    let model = backend.load(&YunetDetector::graph_spec(source), &options)?;
+    Ok((YunetDetector::new(model.session()?, &config.detector), model.placement()))
 }

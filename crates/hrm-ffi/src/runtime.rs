@@ -19,7 +19,8 @@ pub struct hrm_runtime {
 
 impl hrm_runtime {
     fn new(config: Config) -> Result<hrm_runtime, Failure> {
-        let runtime = Runtime::load(config, &hrm_tract::registry()).map_err(|e| match e {
+        let registry = hrm_core::plugin::with_plugins(hrm_tract::registry(), &config);
+        let runtime = Runtime::load(config, &registry).map_err(|e| match e {
             LoadError::Config(e) => Failure::config(e),
             LoadError::Model(e) => Failure::model(e),
         })?;
@@ -190,6 +191,54 @@ pub unsafe extern "C" fn hrm_runtime_au_ids(
             *count = runtime.au_ids.len();
         }
         Ok(())
+    })
+}
+
+/// The stage of a runtime whose backend and device `hrm_runtime_device` reports.
+pub const HRM_STAGE_AU_MODEL: u32 = 0;
+pub const HRM_STAGE_FACE_DETECTOR: u32 = 1;
+pub const HRM_STAGE_FACE_MESH: u32 = 2;
+
+/// What runs a stage of the runtime (`HRM_STAGE_*`), as `"BACKEND:DEVICE"`: `"tract:cpu"`,
+/// `"onnxruntime:cuda"`, `"onnxruntime:tensorrt"`; the device is the one the backend actually
+/// uses, after any fallback the configuration allows. Copied into `buf` as `hrm_last_error`
+/// copies (`*needed` gets the size with its NUL; `HRM_ERROR_BUFFER_TOO_SMALL` when `cap` is
+/// short). `HRM_ERROR_INVALID_ARGUMENT` for an unknown stage or one this runtime did not load
+/// (no face mesh with `[mesh] enabled = false`). Any thread.
+///
+/// # Safety
+/// `runtime` came from `hrm_runtime_new_*`; `buf` is NULL or writable for `cap` bytes; `needed`
+/// is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn hrm_runtime_device(
+    runtime: *const hrm_runtime,
+    stage: u32,
+    buf: *mut c_char,
+    cap: usize,
+    needed: *mut usize,
+) -> hrm_status {
+    guard("hrm_runtime_device", || {
+        // SAFETY: the caller guarantees a live runtime.
+        let runtime = unsafe { handle(runtime, "runtime")? };
+        let name = match stage {
+            HRM_STAGE_AU_MODEL => "au model",
+            HRM_STAGE_FACE_DETECTOR => "face detector",
+            HRM_STAGE_FACE_MESH => "face mesh",
+            _ => return Err(Failure::invalid(format!("stage {stage} is not an HRM_STAGE_* value"))),
+        };
+        let placements = runtime.runtime.placements();
+        let (_, backend, placement) = (placements.iter().find(|p| p.0 == name))
+            .ok_or_else(|| Failure::invalid(format!("this runtime has no {name} loaded")))?;
+        let text = format!("{backend}:{}", placement.device);
+        // SAFETY: the caller guarantees `buf` and `needed` as documented.
+        match unsafe { crate::status::copy_text(&text, buf, cap, needed) } {
+            crate::status::HRM_OK => Ok(()),
+            crate::status::HRM_ERROR_BUFFER_TOO_SMALL => Err(Failure::new(
+                crate::status::HRM_ERROR_BUFFER_TOO_SMALL,
+                format!("`{text}` needs {} bytes, `cap` is {cap}", text.len() + 1),
+            )),
+            _ => Err(Failure::invalid(format!("`buf` is NULL but `cap` is {cap}"))),
+        }
     })
 }
 

@@ -50,14 +50,21 @@ impl Failure {
     pub fn config(error: Error) -> Failure {
         let status = match error {
             Error::Io { .. } => HRM_ERROR_IO,
+            // A backend that cannot start (a plugin whose runtime library is missing).
+            Error::Backend { .. } => HRM_ERROR_BACKEND,
             _ => HRM_ERROR_CONFIG,
         };
         Failure::new(status, error.to_string())
     }
 
-    /// An error while loading a model: everything about a model file is `HRM_ERROR_MODEL`.
+    /// An error while loading a model: everything about a model file is `HRM_ERROR_MODEL`; a
+    /// backend that cannot load it (no execution provider can run it) `HRM_ERROR_BACKEND`.
     pub fn model(error: Error) -> Failure {
-        Failure::new(HRM_ERROR_MODEL, error.to_string())
+        let status = match error {
+            Error::Backend { .. } => HRM_ERROR_BACKEND,
+            _ => HRM_ERROR_MODEL,
+        };
+        Failure::new(status, error.to_string())
     }
 }
 
@@ -139,30 +146,36 @@ pub(crate) fn out_arg<T>(ptr: *mut T, name: &str) -> Result<(), Failure> {
 /// `buf` is NULL or writable for `cap` bytes; `needed` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn hrm_last_error(buf: *mut c_char, cap: usize, needed: *mut usize) -> hrm_status {
-    let result = catch_unwind(|| {
-        LAST_ERROR.with(|last| {
-            let last = last.borrow();
-            let size = last.len() + 1;
-            if buf.is_null() && cap != 0 {
-                return HRM_ERROR_INVALID_ARGUMENT;
-            }
-            if !needed.is_null() {
-                // SAFETY: the caller guarantees a non-NULL `needed` is writable.
-                unsafe { *needed = size };
-            }
-            if cap < size {
-                return HRM_ERROR_BUFFER_TOO_SMALL;
-            }
-            // SAFETY: the caller guarantees `buf` is writable for `cap` bytes, and the message
-            // with its NUL (`size` bytes) fits in `cap`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(last.as_ptr(), buf.cast::<u8>(), last.len());
-                *buf.add(last.len()) = 0;
-            }
-            HRM_OK
-        })
-    });
+    // SAFETY: the caller's guarantees, passed on.
+    let result = catch_unwind(|| LAST_ERROR.with(|last| unsafe { copy_text(&last.borrow(), buf, cap, needed) }));
     result.unwrap_or(HRM_ERROR_PANIC)
+}
+
+/// Copies `text` into a caller buffer as `hrm_last_error` does: `*needed` gets its size with the
+/// NUL; `HRM_ERROR_BUFFER_TOO_SMALL` (nothing written) when `cap` is short,
+/// `HRM_ERROR_INVALID_ARGUMENT` when `buf` is NULL but `cap` is not 0.
+///
+/// # Safety
+/// `buf` is NULL or writable for `cap` bytes; `needed` is NULL or writable.
+pub(crate) unsafe fn copy_text(text: &str, buf: *mut c_char, cap: usize, needed: *mut usize) -> hrm_status {
+    let size = text.len() + 1;
+    if buf.is_null() && cap != 0 {
+        return HRM_ERROR_INVALID_ARGUMENT;
+    }
+    if !needed.is_null() {
+        // SAFETY: the caller guarantees a non-NULL `needed` is writable.
+        unsafe { *needed = size };
+    }
+    if cap < size {
+        return HRM_ERROR_BUFFER_TOO_SMALL;
+    }
+    // SAFETY: the caller guarantees `buf` is writable for `cap` bytes, and the text with its NUL
+    // (`size` bytes) fits in `cap`.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+        *buf.add(text.len()) = 0;
+    }
+    HRM_OK
 }
 
 /// A static, NUL-terminated English description of a status ("invalid argument", ...);

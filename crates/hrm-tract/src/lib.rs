@@ -27,6 +27,9 @@ use tract_onnx::prelude::*;
 
 pub const NAME: &str = "tract";
 
+/// The tract release this backend is built on (pinned in the workspace's Cargo.toml).
+pub const TRACT_VERSION: &str = "0.23.9";
+
 /// A registry of the backends built in: `tract`.
 pub fn registry() -> BackendRegistry {
     let mut registry = BackendRegistry::default();

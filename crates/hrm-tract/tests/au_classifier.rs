@@ -115,7 +115,10 @@ fn backend_settings_are_validated_with_the_key_named() {
             "[backend]\nname = \"tract\"\n[backend.tract]\ndevice = \"cuda:0\"\n",
             &["backend.tract.device", "takes none"][..],
         ),
-        ("[backend.onnxruntime]\nproviders = [\"cuda\"]\n", &["unknown backend `onnxruntime`", "tract"][..]),
+        (
+            "[backend.onnxruntime]\nproviders = [\"cuda\"]\n",
+            &["[onnxruntime]", "which is neither", "backends: tract"][..],
+        ),
         ("[detector]\nbackend = \"candle\"\n", &["unknown backend `candle`"][..]),
     ] {
         let mut config = Config::from_toml(text, std::path::Path::new("gpu.toml")).unwrap();

@@ -30,7 +30,21 @@ pub fn expected() -> serde_json::Value {
 }
 
 pub fn hrm(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hrm")).args(args).output().expect("the hrm binary runs")
+    hrm_command().args(args).output().expect("the hrm binary runs")
+}
+
+/// `hrm`, finding first the plugins cargo built for these tests (the ONNX Runtime plugin, a
+/// dev-dependency, is rebuilt into target/*/deps/ whenever it changes; the copy beside `hrm` is
+/// only refreshed by `cargo build`).
+pub fn hrm_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hrm"));
+    command.env("HRM_PLUGIN_PATH", built_plugins());
+    command
+}
+
+/// target/*/deps/, where cargo builds the plugins the tests depend on.
+pub fn built_plugins() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_hrm")).parent().unwrap().join("deps")
 }
 
 pub fn stderr(output: &Output) -> String {

@@ -547,3 +547,69 @@ fn the_default_runtime_from_c_gives_mediapipes_answers() {
     }
     assert_eq!(compared, 7);
 }
+
+/// tests/c/backend_parity.c's output: the device lines, and per photo its faces' AUs in order
+/// (None where not estimated).
+fn run_backend_parity(config: &str, model: &str, mode: &str) -> (Vec<String>, Vec<Vec<Option<f64>>>) {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    let install = install();
+    let exe = EXE.get_or_init(|| install.compile("cc", "-std=c11", &repo().join("tests/c/backend_parity.c"), &["-lm"]));
+    let config = repo().join(config).display().to_string();
+    let output = install.command(exe).args([config.as_str(), model, mode]).args(PHOTOS.map(photo)).output().unwrap();
+    assert_success(&format!("backend_parity {config} {mode}"), &output);
+    let (mut devices, mut faces) = (Vec::new(), Vec::new());
+    for line in stdout(&output).lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["device", stage, device] => devices.push(format!("{stage} {device}")),
+            ["photo", _, "faces", _] => {}
+            ["au", "AU1", ..] => faces.push(vec![words[2].parse().ok()]),
+            ["au", _, value] => faces.last_mut().expect("AU1 first").push(value.parse().ok()),
+            _ => panic!("unexpected line {line:?}"),
+        }
+    }
+    (devices, faces)
+}
+
+/// configs/onnxruntime-cpu.toml from C, through the installed ONNX Runtime plugin (found beside
+/// libhrm; the library from ORT_DYLIB_PATH): an AU model package on aligned faces gives tract's
+/// AUs (configs/cpu.toml) within 1e-5; on whole frames, the same faces, and the built-in
+/// estimator's AUs within the float noise that the face mesh amplifies.
+#[test]
+fn onnxruntime_from_c_gives_tracts_aus() {
+    assert!(
+        install().lib().join("libhrm_onnxruntime.so").exists(),
+        "tools/install.sh installs the plugin beside libhrm"
+    );
+    assert!(install().prefix.join("include/hrm_plugin.h").exists());
+    let package = repo().join("tests/fixtures/packages/resnet_basic").display().to_string();
+    let (ort_devices, ort) = run_backend_parity("configs/onnxruntime-cpu.toml", &package, "aligned");
+    let (tract_devices, tract) = run_backend_parity("configs/cpu.toml", &package, "aligned");
+    assert_eq!(ort_devices, ["au onnxruntime:cpu", "detector onnxruntime:cpu", "mesh onnxruntime:cpu"]);
+    assert_eq!(tract_devices, ["au tract:cpu", "detector tract:cpu", "mesh tract:cpu"]);
+    assert_eq!((ort.len(), tract.len()), (PHOTOS.len(), PHOTOS.len()), "one aligned face per photo");
+    let mut worst = 0f64;
+    for (a, b) in ort.iter().zip(&tract) {
+        assert_eq!((a.len(), b.len()), (22, 22));
+        for (x, y) in a.iter().zip(b) {
+            let (x, y) = (x.expect("every AU estimated"), y.expect("every AU estimated"));
+            worst = worst.max((x - y).abs());
+        }
+    }
+    eprintln!("aligned faces: max |onnxruntime - tract| = {worst:.2e}");
+    assert!(worst <= 1e-5, "{worst}");
+
+    let (_, ort) = run_backend_parity("configs/onnxruntime-cpu.toml", "-", "frames");
+    let (_, tract) = run_backend_parity("configs/cpu.toml", "-", "frames");
+    assert_eq!(ort.len(), tract.len(), "the same faces");
+    assert!(ort.len() >= PHOTOS.len());
+    let mut worst = 0f64;
+    for (a, b) in ort.iter().zip(&tract) {
+        for (x, y) in a.iter().zip(b) {
+            assert_eq!(x.is_some(), y.is_some(), "the same AUs estimated");
+            worst = worst.max((x.unwrap_or(0.0) - y.unwrap_or(0.0)).abs());
+        }
+    }
+    eprintln!("frames, built-in estimator: max |onnxruntime - tract| = {worst:.2e}");
+    assert!(worst <= 2e-3, "{worst}");
+}

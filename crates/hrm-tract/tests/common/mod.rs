@@ -19,7 +19,7 @@ pub fn yunet(model: &str, letterbox: Option<[usize; 2]>) -> YunetDetector {
     let mut config = Config { threads: 2, ..Config::default() };
     config.detector.model = Some(shared_model(model));
     config.detector.letterbox = letterbox;
-    hrm_core::runtime::face_detector_alone(&config, &hrm_tract::registry()).unwrap()
+    hrm_core::runtime::face_detector_alone(&config, &hrm_tract::registry()).unwrap().0
 }
 
 /// The shipped ResNet fixture package with YuNet, as `configs/hrm-package.toml` would load them.

@@ -88,6 +88,18 @@ namespace Hrm
                 AuIds[i] = Marshal.PtrToStringAnsi(Marshal.ReadIntPtr(ids, i * IntPtr.Size));
         }
 
+        /// <summary>What runs a stage (0 the AU model, 1 the face detector, 2 the face mesh), as
+        /// "BACKEND:DEVICE": "tract:cpu", "onnxruntime:cuda".</summary>
+        public string Device(uint stage = 0)
+        {
+            UIntPtr needed;
+            uint status = Native.hrm_runtime_device(Handle, stage, null, UIntPtr.Zero, out needed);
+            if (status != Native.BufferTooSmall) Native.Check(status);
+            var buffer = new byte[(int)needed.ToUInt32()];
+            Native.Check(Native.hrm_runtime_device(Handle, stage, buffer, (UIntPtr)buffer.Length, out needed));
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, buffer.Length - 1);
+        }
+
         /// <summary>Checks that the loaded libhrm speaks the ABI these declarations were written for.</summary>
         static void CheckAbi()
         {

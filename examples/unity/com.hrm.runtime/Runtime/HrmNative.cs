@@ -12,6 +12,7 @@ namespace Hrm
 
         internal const uint AbiVersion = 1;
         internal const uint Ok = 0;
+        internal const uint BufferTooSmall = 2;
         internal const uint ImageBottomUp = 1;
 
         [StructLayout(LayoutKind.Sequential)]
@@ -56,6 +57,7 @@ namespace Hrm
         [DllImport(Library)] internal static extern uint hrm_runtime_new_from_file(byte[] path, out RuntimeHandle runtime);
         [DllImport(Library)] internal static extern uint hrm_runtime_new_from_string(byte[] toml, byte[] baseDir, out RuntimeHandle runtime);
         [DllImport(Library)] internal static extern void hrm_runtime_free(IntPtr runtime);
+        [DllImport(Library)] internal static extern uint hrm_runtime_device(RuntimeHandle runtime, uint stage, byte[] buf, UIntPtr cap, out UIntPtr needed);
         [DllImport(Library)] internal static extern uint hrm_runtime_au_ids(RuntimeHandle runtime, out IntPtr ids, out UIntPtr count);
 
         [DllImport(Library)] internal static extern uint hrm_detector_new(RuntimeHandle runtime, out DetectorHandle detector);
