@@ -138,6 +138,8 @@ pub fn register_plugins(registry: &mut BackendRegistry, folders: &[PathBuf]) -> 
     for refusal in &discovery.refused {
         registry.note(format!("refused plugin {}: {}", refusal.file.display(), refusal.reason));
     }
+    let searched: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
+    registry.note(format!("plugins are looked for in {} (`hrm backends` lists them)", searched.join(", ")));
     discovery.refused
 }
 
