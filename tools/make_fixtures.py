@@ -4,7 +4,7 @@ authors publish, and PyTorch's AU probabilities for them on the shared photograp
 
 Run by hand (not in CI), from the repository root, in a venv with torch, torchvision, timm, pillow:
 
-    python3 tools/make_fixtures.py            # writes tests/fixtures/
+    python3 tools/make_fixtures.py            # writes tests/fixtures/ (and runs make_atypicality_fixture.py)
 
 The models are the real classes (timm's VisionTransformer, torchvision's ResNet and Bottleneck),
 made small so the committed files stay around 4 MB; the pre-processing is HRM's
@@ -171,6 +171,9 @@ def main():
         }
         print(f"{name}: {(OUT / f'{name}.pth').stat().st_size / 1e6:.2f} MB")
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
+    # The atypicality regressor's fixture needs torch alone, so it is a script of its own too.
+    import make_atypicality_fixture
+    make_atypicality_fixture.main()
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ pub fn describe_architecture(architecture: &Architecture) -> String {
 /// then, when a configuration or backend is given, what runs each model.
 pub fn run(package: Option<&Path>, choice: &crate::BackendArgs) -> anyhow::Result<ExitCode> {
     match package {
+        Some(dir) if hrm_core::atypicality::is_atypicality_package(dir) => return describe_atypicality(dir),
         Some(dir) => describe_package(dir)?,
         None => builtin()?,
     }
@@ -80,6 +81,35 @@ fn builtin() -> anyhow::Result<()> {
     out.push_str(hrm_models::LICENSES);
     crate::print(&out)?;
     Ok(())
+}
+
+/// An atypicality package: what it scores and from what.
+fn describe_atypicality(dir: &Path) -> anyhow::Result<ExitCode> {
+    let model = hrm_core::atypicality::Atypicality::load(dir)?;
+    let m = &model.manifest;
+    let mut out = String::new();
+    line!(out, "{} — hrm atypicality package (format {})", m.name, m.format);
+    line!(out, "  folder:        {}", dir.display());
+    line!(
+        out,
+        "  model:         GRU ({} AUs -> {}, {} layers) + linear, on the last of {} frames",
+        m.aus.len(),
+        m.hidden,
+        m.layers,
+        m.window
+    );
+    line!(out, "  input:         binary AU presence per frame ({}), values above 1 count as 1", model.aus());
+    line!(out, "  output:        the atypicality rating + 1 (about 1 to 5)");
+    for (role, file) in &m.files {
+        line!(out, "  file:          {}  {} ({role}, sha256 verified)", file.sha256, file.name);
+    }
+    line!(out, "  converted from: {} (sha256 {})", m.source.checkpoint, m.source.sha256);
+    line!(out, "  licence:       {}", m.source.licence);
+    if m.source.fixture {
+        line!(out, "  warning:       a random-weight test fixture: its scores mean nothing");
+    }
+    crate::print(&out)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn describe_package(dir: &Path) -> anyhow::Result<()> {

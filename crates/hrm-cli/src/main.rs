@@ -1,5 +1,6 @@
 //! `hrm`: convert HRM checkpoints into model packages, detect Action Units, benchmark backends.
 
+mod atypicality;
 mod backends;
 mod bench;
 mod detect;
@@ -54,6 +55,8 @@ enum Command {
     Detect(detect::DetectArgs),
     /// Measure inference latency of a package on a backend.
     Bench(bench::BenchArgs),
+    /// HRM's atypicality score for every window of 15 frames of a predict.csv.
+    Atypicality(atypicality::AtypicalityArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Backends { config } => backends::run(config.as_deref()),
         Command::Detect(args) => detect::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Atypicality(args) => atypicality::run(args),
     };
     match result {
         Ok(code) => code,
@@ -84,15 +88,23 @@ fn convert(
 ) -> anyhow::Result<ExitCode> {
     let options = hrm_convert::ConvertOptions { name, arch: hrm_convert::ArchOptions { heads }, fixture };
     let converted = hrm_convert::convert(&checkpoint, &out, &options)?;
-    let m = &converted.manifest;
     eprintln!("converted {} -> {}", checkpoint.display(), converted.dir.display());
-    eprintln!(
-        "  {} ({} AUs, {}x{} input)",
-        info::describe_architecture(&m.architecture),
-        m.aus.len(),
-        m.input.width,
-        m.input.height
-    );
+    match &converted.model {
+        hrm_convert::ConvertedModel::AuModel(m) => eprintln!(
+            "  {} ({} AUs, {}x{} input)",
+            info::describe_architecture(&m.architecture),
+            m.aus.len(),
+            m.input.width,
+            m.input.height
+        ),
+        hrm_convert::ConvertedModel::Atypicality(m) => eprintln!(
+            "  the atypicality regressor: GRU ({} AUs -> {}, {} layers) over {} frames (`hrm atypicality`)",
+            m.aus.len(),
+            m.hidden,
+            m.layers,
+            m.window
+        ),
+    }
     for note in &converted.notes {
         eprintln!("  note: {note}");
     }

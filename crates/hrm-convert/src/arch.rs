@@ -42,9 +42,6 @@ pub fn recognise(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Resul
             reason: reason.into(),
         })
     };
-    if has(&|k| k.contains("weight_ih_l0")) {
-        return unsupported("the atypicality GRU regressor", "it has its own issue and is not an AU model");
-    }
     if has(&|k| k.contains("gnn") || k.contains("main_class_linears") || k.contains("global_linear")) {
         return unsupported("ME-GraphAU (ResNet-50 + ANFL graph head)", "its graph head has its own issue");
     }

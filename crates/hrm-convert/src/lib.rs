@@ -5,6 +5,7 @@
 //! weights point into a safetensors file that keeps the original tensor names.
 
 pub mod arch;
+pub mod atypicality;
 pub mod checkpoint;
 mod error;
 pub mod graph;
@@ -23,7 +24,7 @@ use hrm_core::manifest::{
 use std::path::{Path, PathBuf};
 
 const ONNX_FILE: &str = "model.onnx";
-const WEIGHTS_FILE: &str = "model.safetensors";
+pub(crate) const WEIGHTS_FILE: &str = "model.safetensors";
 const LICENCE_NOTE: &str = "Weights by the Hugging Rain Man authors (arXiv 2411.13797), under the licence they publish them with; this package only changes their format.";
 
 const FIXTURE_NOTE: &str =
@@ -43,9 +44,16 @@ pub struct ConvertOptions {
 #[derive(Debug)]
 pub struct Converted {
     pub dir: PathBuf,
-    pub manifest: Manifest,
+    pub model: ConvertedModel,
     /// Where the state dict was found and what was skipped or assumed.
     pub notes: Vec<String>,
+}
+
+/// The package's manifest: an AU model's, or the atypicality regressor's.
+#[derive(Debug)]
+pub enum ConvertedModel {
+    AuModel(Manifest),
+    Atypicality(hrm_core::atypicality::AtypicalityManifest),
 }
 
 /// Converts `checkpoint` into a package at `out`. Nothing is left at `out` unless every step
@@ -53,17 +61,33 @@ pub struct Converted {
 pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Result<Converted> {
     let mut ckpt = Checkpoint::open(checkpoint)?;
     let state = ckpt.state_dict()?;
-    let recognised = arch::recognise(checkpoint, &state.tensors, &options.arch)?;
     let mut notes = vec![format!("state dict found at {}", state.location)];
     if !state.skipped.is_empty() {
         notes.push(format!("non-tensor entries skipped: {}", state.skipped.join(", ")));
     }
-    notes.extend(recognised.notes.iter().cloned());
-
     let file_name = checkpoint.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let name = options.name.clone().unwrap_or_else(|| {
         checkpoint.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into())
     });
+    let source = |notes: &[String]| -> Result<Source> {
+        Ok(Source {
+            checkpoint: file_name.clone(),
+            sha256: manifest::sha256_file(checkpoint)?,
+            licence: if options.fixture { FIXTURE_NOTE } else { LICENCE_NOTE }.into(),
+            notes: notes.to_vec(),
+            fixture: options.fixture,
+        })
+    };
+
+    if atypicality::is_gru(&state) {
+        let guard = Staging::new(out)?;
+        let manifest = atypicality::write_package(checkpoint, &mut ckpt, &state, &guard.0, &name, source(&notes)?)?;
+        replace_dir(&guard.0, out)?;
+        return Ok(Converted { dir: out.to_path_buf(), model: ConvertedModel::Atypicality(manifest), notes });
+    }
+    let recognised = arch::recognise(checkpoint, &state.tensors, &options.arch)?;
+    notes.extend(recognised.notes.iter().cloned());
+    let source = source(&notes)?;
 
     let guard = Staging::new(out)?;
     let staging = guard.0.as_path();
@@ -117,13 +141,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
                 Ok((role.to_string(), FileEntry { name: name.into(), sha256: manifest::sha256_file(path)? }))
             })
             .collect::<Result<_>>()?,
-            source: Source {
-                checkpoint: file_name.clone(),
-                sha256: manifest::sha256_file(checkpoint)?,
-                licence: if options.fixture { FIXTURE_NOTE } else { LICENCE_NOTE }.into(),
-                notes: notes.clone(),
-                fixture: options.fixture,
-            },
+            source,
         };
         let toml_path = staging.join(manifest::MANIFEST_FILE);
         let text = toml::to_string(&manifest)?;
@@ -133,7 +151,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
 
     let manifest = result?;
     replace_dir(staging, out)?;
-    Ok(Converted { dir: out.to_path_buf(), manifest, notes })
+    Ok(Converted { dir: out.to_path_buf(), model: ConvertedModel::AuModel(manifest), notes })
 }
 
 /// A fresh folder beside `out` (so the final rename stays on one file system), removed when
@@ -196,9 +214,10 @@ fn replace_dir(staging: &Path, out: &Path) -> Result<()> {
             }
             if files > 0 {
                 let manifest_path = out.join(manifest::MANIFEST_FILE);
-                let parses = std::fs::read_to_string(&manifest_path)
-                    .ok()
-                    .is_some_and(|text| Manifest::parse(&text, &manifest_path).is_ok());
+                let parses = std::fs::read_to_string(&manifest_path).ok().is_some_and(|text| {
+                    Manifest::parse(&text, &manifest_path).is_ok()
+                        || toml::from_str::<hrm_core::atypicality::AtypicalityManifest>(&text).is_ok()
+                });
                 if !parses {
                     return Err(in_the_way(format!("holds no valid {}", manifest::MANIFEST_FILE)));
                 }

@@ -4,6 +4,7 @@
 //! What a backend implements lives in `hrm-backend`, re-exported here.
 
 pub mod align;
+pub mod atypicality;
 pub mod au;
 pub mod au_model;
 pub mod blendshapes;

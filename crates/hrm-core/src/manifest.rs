@@ -237,6 +237,11 @@ impl ModelPackage {
             return Err(Error::NotAPackage { path: dir.to_path_buf(), reason: not_a_folder(dir) });
         }
         let text = files::read_text_file(&path, MAX_MANIFEST_BYTES)?;
+        if crate::atypicality::is_atypicality_manifest(&text) {
+            let reason = "it holds the atypicality regressor, not an AU model: give it as `[atypicality] model` \
+                          (or to `hrm atypicality --model`)";
+            return Err(Error::NotAPackage { path: dir.to_path_buf(), reason: reason.into() });
+        }
         let manifest = Manifest::parse(&text, &path)?;
         if manifest.kind == ModelKind::MediapipeBlendshapes {
             let mut package = ModelPackage { dir: dir.to_path_buf(), manifest, builtin: None, geometry: None };
@@ -888,7 +893,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 }
 
 /// The sha256 of a regular file and its length in bytes, as hashed.
-fn sha256_and_len(path: &Path) -> Result<(String, u64)> {
+pub(crate) fn sha256_and_len(path: &Path) -> Result<(String, u64)> {
     use std::io::Read;
     let file = files::open_regular_file(path)?;
     let mut hasher = Sha256::new();
