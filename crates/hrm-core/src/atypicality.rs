@@ -185,6 +185,35 @@ impl Atypicality {
     }
 }
 
+/// One face track's last `window` frames of AU presence, scored from the frame that fills it on:
+/// what a stream keeps per track (the frames are the track's own, consecutive as it was seen).
+#[derive(Debug, Clone, Default)]
+pub struct ScoreWindow {
+    frames: std::collections::VecDeque<Vec<f32>>,
+}
+
+impl ScoreWindow {
+    /// Adds a frame's presence (one value per AU of `model`, 0 or 1) and gives the score of the
+    /// last `window` frames, or None while fewer have been seen.
+    pub fn push(&mut self, model: &Atypicality, present: Vec<f32>) -> Result<Option<f32>> {
+        if present.len() != model.aus.len() {
+            let expected = model.aus.len();
+            return Err(Error::InvalidInput(format!(
+                "{} AU values for an atypicality model of {expected}",
+                present.len()
+            )));
+        }
+        self.frames.push_back(present);
+        while self.frames.len() > model.window() {
+            self.frames.pop_front();
+        }
+        if self.frames.len() < model.window() {
+            return Ok(None);
+        }
+        model.score(self.frames.make_contiguous()).map(Some)
+    }
+}
+
 impl GruLayer {
     /// One step of `torch.nn.GRU`: r = σ(W_ir x + b_ir + W_hr h + b_hr), z likewise,
     /// n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn)), h' = (1 - z) ⊙ n + z ⊙ h.
@@ -279,6 +308,64 @@ mod tests {
             let err = read_safetensors(&bytes, Path::new("w.safetensors")).unwrap_err().to_string();
             assert!(err.contains("w.safetensors") && err.contains(&expected), "{expected}: {err}");
         }
+    }
+
+    /// A GRU of hidden size 3, one layer, on HRM's 22 AUs, with arbitrary weights.
+    fn small_model(window: usize) -> Atypicality {
+        let values = |n: usize, seed: f32| (0..n).map(|i| ((i as f32 * 0.7 + seed).sin()) * 0.5).collect::<Vec<f32>>();
+        let aus = AuList::hrm22();
+        let manifest = AtypicalityManifest {
+            format: 2,
+            kind: KIND.into(),
+            name: "small".into(),
+            aus: aus.ids().iter().map(|s| s.to_string()).collect(),
+            window,
+            hidden: 3,
+            layers: 1,
+            files: IndexMap::new(),
+            source: Source {
+                checkpoint: "none".into(),
+                sha256: String::new(),
+                licence: String::new(),
+                notes: vec![],
+                fixture: true,
+            },
+        };
+        let layer = GruLayer {
+            inputs: 22,
+            w_ih: values(9 * 22, 0.1),
+            w_hh: values(9 * 3, 0.2),
+            b_ih: values(9, 0.3),
+            b_hh: values(9, 0.4),
+        };
+        Atypicality {
+            dir: PathBuf::new(),
+            manifest,
+            aus,
+            hidden: 3,
+            layers: vec![layer],
+            fc_w: values(3, 0.5),
+            fc_b: 2.0,
+        }
+    }
+
+    #[test]
+    fn a_tracks_window_scores_its_last_frames_once_full() {
+        let model = small_model(4);
+        let frames: Vec<Vec<f32>> =
+            (0..7).map(|i| (0..22).map(|a| ((a + i) % 3 == 0) as u8 as f32).collect()).collect();
+        let mut window = ScoreWindow::default();
+        let scores: Vec<Option<f32>> = frames.iter().map(|f| window.push(&model, f.clone()).unwrap()).collect();
+        assert_eq!(scores.len(), 7);
+        assert_eq!(scores[..3], [None, None, None]);
+        for end in 3..7 {
+            assert_eq!(scores[end], Some(model.score(&frames[end - 3..=end]).unwrap()), "frame {end}");
+        }
+        assert_ne!(scores[3], scores[4], "the window moves");
+        assert!(window.push(&model, vec![0.0; 17]).is_err());
+        // Values above 1 (one side active) count as 1.
+        let twos: Vec<Vec<f32>> = frames[..4].iter().map(|f| f.iter().map(|v| v * 2.0).collect()).collect();
+        assert_eq!(model.score(&twos).unwrap(), model.score(&frames[..4]).unwrap());
     }
 
     #[test]
