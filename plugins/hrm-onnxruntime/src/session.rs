@@ -38,7 +38,7 @@ impl OrtSession {
         let file_bytes;
         let original: &[u8] = match &model.graph_path {
             Some(path) => {
-                file_bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                file_bytes = read_graph(path)?;
                 &file_bytes
             }
             None => &model.graph_bytes,
@@ -95,6 +95,32 @@ impl OrtSession {
         }
         Ok(())
     }
+}
+
+/// The largest graph file read (protobuf's own limit).
+const MAX_GRAPH_BYTES: u64 = 2 << 30;
+
+/// A graph file's bytes, if it is a regular file within the limit: a FIFO or /dev/zero named as a
+/// model is an error, not a hang.
+fn read_graph(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    if meta.len() > MAX_GRAPH_BYTES {
+        return Err(format!("{}: {} bytes, more than the limit of {MAX_GRAPH_BYTES}", path.display(), meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_GRAPH_BYTES).read_to_end(&mut bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(bytes)
 }
 
 fn open_on(

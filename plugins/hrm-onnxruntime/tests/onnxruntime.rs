@@ -105,3 +105,11 @@ fn bad_options_are_refused_before_anything_loads() {
     assert_eq!(names, ["tensorrt", "cuda", "cpu"]);
     assert_eq!(description.devices[2].1, None, "the CPU provider is always there");
 }
+
+#[test]
+fn a_model_that_is_not_a_regular_file_is_an_error_not_a_hang() {
+    let mut config = onnxruntime("");
+    config.detector.model = Some(PathBuf::from("/dev/zero"));
+    let err = hrm_core::runtime::face_detector_alone(&config, &registry(&config)).err().unwrap().to_string();
+    assert!(err.contains("/dev/zero") && err.contains("not a regular file"), "{err}");
+}
