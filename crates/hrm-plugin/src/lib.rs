@@ -157,7 +157,8 @@ pub struct hrm_plugin_api {
     /// its own as absent.
     pub struct_size: u32,
     /// The backend's name (`onnxruntime`): lowercase ASCII letters, digits, `-` and `_`. It is
-    /// what `backend = "NAME"` chooses and the key of the plugin's table of options.
+    /// what `backend = "NAME"` chooses and the key of the plugin's table of options. Name the
+    /// library after it (`libhrm_NAME.so`): a file whose NAME is already taken is not loaded.
     pub name: *const c_char,
     /// Checks the options without loading or probing anything: `options_toml` is the
     /// configuration's table for this plugin as TOML text (never NULL; empty without one), whose
