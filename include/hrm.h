@@ -114,6 +114,10 @@ typedef struct hrm_result hrm_result;
 // number of threads may share one.
 typedef struct hrm_runtime hrm_runtime;
 
+// A stream: a detector that remembers the faces of earlier frames. One thread at a time may use
+// it (it may move between threads); give each camera or video its own.
+typedef struct hrm_stream hrm_stream;
+
 // What every fallible call returns: `HRM_OK` (0) or one of the `HRM_ERROR_*` codes.
 typedef uint32_t hrm_status;
 
@@ -207,6 +211,14 @@ typedef struct hrm_face {
   // MediaPipe's facial transformation matrix, row-major 4x4: the canonical face model (in
   // centimetres) to camera space; zeros without a pose.
   float pose_matrix[16];
+  // Added in version 4 (offset 208): the face's track in an `hrm_stream`, 0, 1, 2, ... in the
+  // order faces first appear, kept while the face stays in view (and when it returns within
+  // `[stream] max_missing` frames near where it left); -1 outside streams. A library older
+  // than this field leaves it as the caller set it: set it to -1 first.
+  int64_t track_id;
+  // HRM's atypicality score (about 1 to 5) of the track's last 15 frames, once it has 15 and
+  // the runtime has an `[atypicality] model`; NaN otherwise.
+  float atypicality;
 } hrm_face;
 
 // Success.
@@ -447,6 +459,48 @@ hrm_status hrm_result_face_blendshapes(const struct hrm_result *result,
 // # Safety
 // `result` is NULL or came from a detection call and was not freed before.
 void hrm_result_free(struct hrm_result *result);
+
+// Creates a stream from a runtime: its pipeline (as `hrm_detector_new` makes one), face tracks
+// (`[stream] max_missing`, `max_distance`), the `[stream] smoothing` of AU probabilities, and the
+// atypicality score when the runtime has an `[atypicality] model`.
+//
+// On success `*out` owns the stream: free it with `hrm_stream_free` before the runtime. Any
+// thread, also while other threads use the runtime.
+//
+// # Safety
+// `runtime` came from `hrm_runtime_new_*`; `out` is writable.
+hrm_status hrm_stream_new(const struct hrm_runtime *runtime, struct hrm_stream **out);
+
+// The stream's next frame. `image->timestamp` is its time in microseconds and must not be
+// earlier than the previous frame's (`HRM_ERROR_INVALID_ARGUMENT`; call `hrm_stream_reset`
+// to start over). As `hrm_detect_frame`, plus per face `track_id` and `atypicality` (a score
+// once the face's track has 15 frames with AUs, NaN before and without an `[atypicality]
+// model`), and AU probabilities smoothed over the track when `[stream] smoothing` says so.
+//
+// `image` is read during the call only. On success `*out` owns a new result: free it with
+// `hrm_result_free`. One thread at a time per stream.
+//
+// # Safety
+// `stream` came from `hrm_stream_new`; `image` points at an `hrm_image` whose `data` holds what
+// its fields describe; `out` is writable.
+hrm_status hrm_stream_push(struct hrm_stream *stream,
+                           const struct hrm_image *image,
+                           struct hrm_result **out);
+
+// Forgets every track and the previous timestamp (a cut, a new video, another camera): the next
+// frame's faces start new tracks, whose ids go on from the last one given (never reused). One
+// thread at a time per stream.
+//
+// # Safety
+// `stream` came from `hrm_stream_new`.
+hrm_status hrm_stream_reset(struct hrm_stream *stream);
+
+// Frees a stream; NULL is ignored. Results it gave stay valid.
+//
+// # Safety
+// `stream` is NULL or came from `hrm_stream_new` and was not freed before, and no other thread
+// is using it.
+void hrm_stream_free(struct hrm_stream *stream);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -19,6 +19,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -112,6 +113,11 @@ struct Face {
     /// MediaPipe's 52 blendshape scores and their names (the MediaPipe estimator only).
     Span<float> blendshapes;
     Span<const char *> blendshape_names;
+    /// The face's track in a Stream (-1 from a Detector).
+    int64_t track_id;
+    /// HRM's atypicality score of the track's last 15 frames; NaN until then and without an
+    /// `[atypicality] model`.
+    float atypicality;
 };
 
 /// Describes a frame the caller owns; libhrm reads it during a detection call only.
@@ -148,6 +154,8 @@ public:
     Face operator[](size_t index) const {
         hrm_face raw{};
         raw.struct_size = sizeof raw;
+        raw.track_id = -1;  // what an older libhrm, which does not know the field, leaves
+        raw.atypicality = std::numeric_limits<float>::quiet_NaN();
         detail::check(hrm_result_face(result_.get(), index, &raw));
         Face face{};
         face.score = raw.score;
@@ -160,6 +168,8 @@ public:
         face.has_pose = raw.has_pose != 0;
         for (size_t i = 0; i < 3; i++) face.pose[i] = raw.pose[i];
         for (size_t i = 0; i < 16; i++) face.pose_matrix[i] = raw.pose_matrix[i];
+        face.track_id = raw.track_id;
+        face.atypicality = raw.atypicality;
         const float *points = nullptr;
         size_t count = 0;
         detail::check(hrm_result_face_landmarks(result_.get(), index, &points, &count));
@@ -277,6 +287,30 @@ public:
 
 private:
     detail::Handle<hrm_detector, hrm_detector_free> detector_;
+};
+
+/// The frames of one camera or video, in order, with face tracks and the atypicality score: one
+/// thread at a time. Destroy it before its Runtime.
+class Stream {
+public:
+    explicit Stream(const Runtime &runtime) {
+        hrm_stream *stream = nullptr;
+        detail::check(hrm_stream_new(runtime.get(), &stream));
+        stream_.reset(stream);
+    }
+
+    /// The next frame; `frame.timestamp` (microseconds) must not go back.
+    Result push(const hrm_image &frame) {
+        hrm_result *result = nullptr;
+        detail::check(hrm_stream_push(stream_.get(), &frame, &result));
+        return Result(result);
+    }
+
+    /// Forgets every track (a cut, another camera); new tracks get new ids.
+    void reset() { detail::check(hrm_stream_reset(stream_.get())); }
+
+private:
+    detail::Handle<hrm_stream, hrm_stream_free> stream_;
 };
 
 /// A photograph decoded by libhrm (RGB8).

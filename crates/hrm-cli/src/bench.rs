@@ -1,4 +1,5 @@
-//! `hrm bench`: inference latency of a package on a backend, per batch size.
+//! `hrm bench`: inference latency of a package on a backend, per batch size; the face detection
+//! stages per frame; or a whole video's frames per second.
 
 use hrm_core::config::{MAX_BATCH_SIZE, MAX_DETECTOR_SIDE, MAX_THREADS};
 use hrm_core::{Config, Runtime, TensorView};
@@ -9,8 +10,15 @@ use std::time::Instant;
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Model package folder (the AU model to time).
-    #[arg(long, required_unless_present = "detection")]
+    #[arg(long, required_unless_present_any = ["detection", "video"])]
     model: Option<PathBuf>,
+    /// Time a video end to end instead, as `hrm detect` runs it: decoding (ffmpeg), detection,
+    /// alignment, the AU model, tracks and the atypicality score; frames per second.
+    #[arg(long, value_name = "FILE", conflicts_with = "detection")]
+    video: Option<PathBuf>,
+    /// With --video: the atypicality package to score tracks with (overrides `[atypicality] model`).
+    #[arg(long, value_name = "PKG", requires = "video")]
+    atypicality: Option<PathBuf>,
     /// Time face detection and alignment per frame instead (the configuration's [detector]).
     #[arg(long)]
     detection: bool,
@@ -59,6 +67,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(model) = &args.model {
         config.model = Some(model.clone());
+    }
+    if let Some(model) = &args.atypicality {
+        config.atypicality.model = Some(model.clone());
+    }
+    if let Some(video) = &args.video {
+        return video_fps(video, config);
     }
     if args.detection {
         return detection(&args, &config);
@@ -116,6 +130,62 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             1e3 * batch as f64 / median
         ))?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One pass over a video as `hrm detect` makes it (a stream: tracks, smoothing, atypicality), with
+/// ffmpeg decoding alongside: end-to-end frames per second, and where the time went. The first
+/// frame (which prepares the models) is reported apart.
+fn video_fps(video: &std::path::Path, config: Config) -> anyhow::Result<ExitCode> {
+    let threads = config.resolved_threads();
+    let registry = crate::registry(&config);
+    let runtime = Runtime::load(config, &registry)?;
+    crate::report_fallbacks(&runtime);
+    let mut stream = runtime.stream()?;
+    let atypicality = if runtime.atypicality().is_some() { " + atypicality" } else { "" };
+    let mesh = if runtime.has_mesh() { " + face mesh" } else { "" };
+    crate::print(&format!(
+        "{}: detection{mesh} + AU model `{}` on {} + tracks{atypicality}, {threads} threads\n",
+        video.display(),
+        runtime.package().manifest.name,
+        placement_text(&runtime, "au model"),
+    ))?;
+    let mut decoder = crate::video::Decoder::open(video, runtime.config().max_image_pixels)?;
+    let (mut frames, mut faces, mut size) = (0usize, 0usize, (0, 0));
+    let (mut waiting, mut running, mut first) = (0f64, 0f64, 0f64);
+    let start = Instant::now();
+    let mut after_first = start;
+    loop {
+        let wait = Instant::now();
+        let Some(frame) = decoder.next_frame()? else { break };
+        let run = Instant::now();
+        let seconds = frame.timestamp.unwrap_or(frames as f64 / 30.0);
+        faces += stream.push(&frame.image.view(), seconds)?.len();
+        let (w, r) = ((run - wait).as_secs_f64(), run.elapsed().as_secs_f64());
+        if frames == 0 {
+            first = w + r;
+            after_first = Instant::now();
+            size = (frame.image.width, frame.image.height);
+        } else {
+            (waiting, running) = (waiting + w, running + r);
+        }
+        frames += 1;
+    }
+    anyhow::ensure!(frames >= 2, "{}: {frames} frames; a benchmark needs at least 2", video.display());
+    let timed = (frames - 1) as f64;
+    let elapsed = after_first.elapsed().as_secs_f64();
+    crate::print(&format!(
+        "{frames} frames of {}x{}, {faces} faces: {:.1} fps end to end ({:.1} ms per frame: decoding wait {:.1}, \
+         pipeline and tracks {:.1}); first frame {:.0} ms; {:.1} s in all\n",
+        size.0,
+        size.1,
+        timed / elapsed,
+        1e3 * elapsed / timed,
+        1e3 * waiting / timed,
+        1e3 * running / timed,
+        1e3 * first,
+        start.elapsed().as_secs_f64(),
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,11 +1,14 @@
-//! `hrm detect`: AUs for every image given, as JSON Lines or HRM's `predict.csv`.
+//! `hrm detect`: AUs for every image, video, image sequence, camera or network stream given, as
+//! JSON Lines, HRM's `predict.csv` or OpenFace's CSV.
 //!
 //! Inputs that cannot be read are reported and skipped; everything else is written as it is
-//! computed, so a failure late in a long run loses nothing. The exit status is non-zero if any
-//! input failed.
+//! computed, so a failure late in a long run (or a video cut short) loses nothing. The exit
+//! status is non-zero if any input failed. Streams are run frame by frame through a
+//! [`hrm_core::stream::Stream`]: each face gets a track id, smoothing and the atypicality score.
 
 use anyhow::{bail, Context};
 use hrm_core::blendshapes::BLENDSHAPE_NAMES;
+use hrm_core::config::SmoothingKind;
 use hrm_core::face::Face;
 use hrm_core::geometry::Pose;
 use hrm_core::manifest::ModelKind;
@@ -15,7 +18,7 @@ use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -40,10 +43,30 @@ pub struct DetectArgs {
     /// Add the face mesh's 478 landmarks (x, y, z in frame pixels) to each JSON row.
     #[arg(long)]
     landmarks: bool,
-    /// Output file. JSON goes to stdout without it; CSV goes to predict.csv (and predict_prob.csv).
+    /// Output file. JSON and OpenFace CSV go to stdout without it; CSV goes to predict.csv (and
+    /// predict_prob.csv).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Image files or folders (searched recursively, in sorted order).
+    /// Streams: run every Nth frame only (1, 1+N, 1+2N, ... of those between --start and --end).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    every: u64,
+    /// Streams: skip frames before this time (seconds, or [HH:]MM:SS[.frac]); frame numbers still
+    /// count from the stream's start.
+    #[arg(long, value_name = "TIME", value_parser = crate::video::parse_time)]
+    start: Option<f64>,
+    /// Streams: stop at this time (frames at or after it are not run).
+    #[arg(long, value_name = "TIME", value_parser = crate::video::parse_time)]
+    end: Option<f64>,
+    /// HRM's atypicality package (`hrm convert` of the GRU checkpoint): every face track of a
+    /// stream is scored on its last 15 frames (overrides `[atypicality] model`).
+    #[arg(long, value_name = "PKG")]
+    atypicality: Option<PathBuf>,
+    /// Smooth each track's AU probabilities over time (overrides `[stream] smoothing`).
+    #[arg(long, value_enum)]
+    smoothing: Option<SmoothingArg>,
+    /// Image files, folders (searched recursively, in sorted order, for images and videos),
+    /// videos, image sequence patterns (`frames/%06d.png`), cameras (`/dev/video0`) or stream URLs
+    /// (`rtsp://...`).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
 }
@@ -52,12 +75,22 @@ pub struct DetectArgs {
 enum Format {
     Json,
     Csv,
+    /// OpenFace 2.2's CSV columns where the quantity is the same, with a probability per AU.
+    Openface,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SmoothingArg {
+    Off,
+    Exponential,
+    OneEuro,
 }
 
 /// Where results go, and which columns besides the AUs.
 enum Sink {
     Json { out: Box<dyn Write>, columns: Columns },
     Csv { presence: BufWriter<File>, probabilities: BufWriter<File>, columns: Columns },
+    OpenFace { out: Box<dyn Write>, columns: Columns },
 }
 
 pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
@@ -65,22 +98,42 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     if args.aligned && args.save_aligned.is_some() {
         bail!("--save-aligned writes the crops made from detected faces; with --aligned the inputs are the crops");
     }
+    if let (Some(start), Some(end)) = (args.start, args.end) {
+        if end <= start {
+            bail!("--end ({end} s) must come after --start ({start} s)");
+        }
+    }
     let started = Instant::now();
     // Each failure is one message that names its file.
     let mut failures: Vec<String> = Vec::new();
     let inputs = collect_inputs(&args.inputs, &mut failures);
     if inputs.files.is_empty() && failures.is_empty() {
         bail!(
-            "no images found in {} ({} files without an image extension skipped; images are {})",
+            "no images or videos found in {} ({} files of other kinds skipped; images are {}, videos {})",
             args.inputs.iter().map(|p| path_text(p)).collect::<Vec<_>>().join(", "),
             inputs.not_images,
-            IMAGE_EXTENSIONS.join(", ")
+            IMAGE_EXTENSIONS.join(", "),
+            crate::video::VIDEO_EXTENSIONS.join(", ")
         );
     }
     let files = inputs.files;
+    let streams = files.iter().filter(|f| crate::video::is_stream(f)).count();
+    if args.aligned && streams > 0 {
+        bail!("--aligned takes aligned face images; videos and streams are whole frames: run them without --aligned");
+    }
 
     if let Some(model) = &args.model {
         config.model = Some(model.clone());
+    }
+    if let Some(model) = &args.atypicality {
+        config.atypicality.model = Some(model.clone());
+    }
+    if let Some(smoothing) = args.smoothing {
+        config.stream.smoothing = match smoothing {
+            SmoothingArg::Off => SmoothingKind::Off,
+            SmoothingArg::Exponential => SmoothingKind::Exponential,
+            SmoothingArg::OneEuro => SmoothingKind::OneEuro,
+        };
     }
     // Aligned faces need no face detector: a [detector] model is not even loaded for them.
     let registry = crate::registry(&config);
@@ -89,20 +142,37 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         false => Runtime::load(config, &registry)?,
     };
     crate::report_fallbacks(&runtime);
+    if streams == 0 && runtime.atypicality().is_some() {
+        eprintln!("note: the atypicality score needs a stream of frames (a video); photographs get none");
+    }
+    let not_estimated = runtime.atypicality_inputs_not_estimated();
+    if !not_estimated.is_empty() {
+        eprintln!(
+            "note: `{}` does not estimate {}, which the atypicality regressor reads as absent: its scores \
+             approximate HRM's (convert the HRM authors' AU weights and pass --model for HRM's own)",
+            runtime.package().manifest.name,
+            not_estimated.join(", ")
+        );
+    }
     let config = runtime.config();
     let au_set = runtime.aus();
     let mut mode = open_mode(&runtime, &args)?;
     let total = files.len() + failures.len();
-    let columns =
-        Columns { frames: !args.aligned, pose: runtime.has_mesh() && !args.aligned, landmarks: args.landmarks };
+    let columns = Columns {
+        frames: !args.aligned,
+        pose: runtime.has_mesh() && !args.aligned,
+        landmarks: args.landmarks,
+        streams: streams > 0,
+    };
     let mut sink = open_sink(args.format, args.output.as_deref(), au_set, columns)?;
 
-    let progress = if files.len() > 4 { ProgressBar::new(files.len() as u64) } else { ProgressBar::hidden() };
+    let images = files.len() - streams;
+    let progress = if images > 4 { ProgressBar::new(images as u64) } else { ProgressBar::hidden() };
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}").expect("a valid template"),
     );
     let mut report = |message: String| progress.suspend(|| fail(&mut failures, message));
-    let mut faces_found = 0usize;
+    let mut counts = Counts::default();
     // Aligned faces are run `batch_size` at a time, frames one at a time; decoded images wait for
     // their batch within a pixel budget (a batch of 1024 images near `max_image_pixels` each would
     // otherwise be held in memory at once).
@@ -110,7 +180,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let batch_budget = config.max_batch_pixels();
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut decoded_pixels = 0u64;
+    let selection = Selection { every: args.every, start: args.start, end: args.end };
+    let last_image = files.iter().rposition(|f| !crate::video::is_stream(f));
     for (index, path) in files.iter().enumerate() {
+        if crate::video::is_stream(path) {
+            let frames = run_stream(&runtime, path, &selection, &mut sink, &args, &mut report)?;
+            counts.frames += frames.frames;
+            counts.faces += frames.faces;
+            continue;
+        }
         match hrm_core::image::decode_file_within(path, config.max_image_pixels) {
             Ok(image) => {
                 decoded_pixels += image.width as u64 * image.height as u64;
@@ -118,26 +196,25 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => report(e.to_string()), // decoding errors name the file
         }
-        let last = index + 1 == files.len();
-        if !(last || decoded.len() >= batch_size || decoded_pixels >= batch_budget) {
+        if !(Some(index) == last_image || decoded.len() >= batch_size || decoded_pixels >= batch_budget) {
             continue;
         }
-        faces_found += mode.run(&decoded, &mut sink, au_set, args.save_aligned.as_deref(), &mut report)?;
+        counts.faces += mode.run(&decoded, &mut sink, au_set, args.save_aligned.as_deref(), &mut report)?;
         decoded.clear();
         decoded_pixels = 0;
-        progress.set_position(index as u64 + 1);
+        progress.inc(1);
     }
     progress.finish_and_clear();
     sink.finish()?;
 
-    let mut summary = format!(
-        "hrm: {} images, {faces_found} faces, {} failed, in {:.1} s",
-        files.len(),
-        failures.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let mut summary = format!("hrm: {images} images");
+    if streams > 0 {
+        summary += &format!(", {streams} videos or streams ({} frames run)", counts.frames);
+    }
+    summary +=
+        &format!(", {} faces, {} failed, in {:.1} s", counts.faces, failures.len(), started.elapsed().as_secs_f64());
     if inputs.not_images > 0 {
-        summary += &format!("; {} files without an image extension skipped", inputs.not_images);
+        summary += &format!("; {} files of other kinds skipped", inputs.not_images);
     }
     if inputs.special > 0 {
         summary += &format!("; {} special files skipped", inputs.special);
@@ -151,6 +228,118 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
         eprintln!("  {message}");
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// What a run found.
+#[derive(Default)]
+struct Counts {
+    /// Frames of streams run.
+    frames: usize,
+    faces: usize,
+}
+
+/// The frames of a stream to run.
+struct Selection {
+    every: u64,
+    start: Option<f64>,
+    end: Option<f64>,
+}
+
+/// Runs every selected frame of one video or stream through a stream of its own (track ids start
+/// at 0 for each) and writes a row per face, or per frame without a face, as each frame is done.
+/// A stream that fails part-way keeps the rows of the frames before, and is reported.
+fn run_stream(
+    runtime: &Runtime,
+    path: &Path,
+    selection: &Selection,
+    sink: &mut Sink,
+    args: &DetectArgs,
+    report: &mut dyn FnMut(String),
+) -> anyhow::Result<Counts> {
+    let name = path_text(path);
+    let mut stream = runtime.stream()?;
+    if args.save_aligned.is_some() {
+        stream.pipeline().keep_crops(true);
+    }
+    let mut decoder = match crate::video::Decoder::open(path, runtime.config().max_image_pixels) {
+        Ok(decoder) => decoder,
+        Err(e) => {
+            report(format!("{name}: {e:#}"));
+            return Ok(Counts::default());
+        }
+    };
+    let progress = match crate::video::frame_count_hint(path) {
+        Some(total) if std::io::stderr().is_terminal() => ProgressBar::new(total),
+        _ if std::io::stderr().is_terminal() => ProgressBar::new_spinner(),
+        _ => ProgressBar::hidden(),
+    };
+    let template = match progress.length() {
+        Some(_) => "{bar:40} {pos}/{len} frames, {per_sec}, eta {eta} {msg}",
+        None => "{spinner} {pos} frames, {per_sec} {msg}",
+    };
+    progress.set_style(ProgressStyle::with_template(template).expect("a valid template"));
+    progress.set_message(name.clone());
+    let au_set = runtime.aus();
+    let mut counts = Counts::default();
+    let mut selected = 0u64;
+    loop {
+        let frame = match decoder.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                progress.suspend(|| report(format!("{name}: {e:#} (after {} frames)", counts.frames)));
+                break;
+            }
+        };
+        progress.inc(1);
+        let time = frame.timestamp;
+        if selection.start.is_some_and(|start| time.is_some_and(|t| t < start)) {
+            continue;
+        }
+        if selection.end.is_some_and(|end| time.is_some_and(|t| t >= end)) {
+            decoder.stop();
+            break;
+        }
+        selected += 1;
+        if !(selected - 1).is_multiple_of(selection.every) {
+            continue;
+        }
+        let seconds = time.unwrap_or((frame.number - 1) as f64 / 30.0);
+        let faces = match stream.push(&frame.image.view(), seconds) {
+            Ok(faces) => faces,
+            Err(e) => {
+                progress.suspend(|| report(format!("{name}: frame {}: {e}", frame.number)));
+                continue;
+            }
+        };
+        counts.frames += 1;
+        counts.faces += faces.len();
+        let place = Place { frame: frame.number, timestamp: time };
+        if faces.is_empty() {
+            sink.write(au_set, &Row::of_stream(path, place, 0, None)).context("writing results")?;
+        }
+        for (n, result) in faces.iter().enumerate() {
+            sink.write(au_set, &Row::of_stream(path, place, n, Some(result))).context("writing results")?;
+            if let (Some(dir), Some(crop)) = (&args.save_aligned, &result.aligned) {
+                let stem = path.file_stem().map(|s| path_text(Path::new(s))).unwrap_or_default();
+                let out = dir.join(format!("{stem}_{:06}_face{n}.png", frame.number));
+                if let Err(e) = save_png(&out, crop) {
+                    progress.suspend(|| report(format!("{name}: writing {}: {e}", path_text(&out))));
+                }
+            }
+        }
+    }
+    progress.finish_and_clear();
+    Ok(counts)
+}
+
+/// Where a stream's row comes from.
+#[derive(Clone, Copy)]
+struct Place {
+    /// 1 for the stream's first frame.
+    frame: u64,
+    /// Seconds, when the stream has timestamps.
+    timestamp: Option<f64>,
 }
 
 /// Writes an aligned crop as PNG; a write that fails (a full disk) leaves no partial file.
@@ -246,7 +435,15 @@ impl Mode {
                 match detector.detect_rgb(&faces) {
                     Ok(results) => {
                         for ((index, path, _), aus) in batch.iter().zip(&results) {
-                            let row = Row { path, index: *index, face: 0, detection: None, aus: Some(aus), mesh: None };
+                            let row = Row {
+                                path,
+                                index: *index,
+                                stream: None,
+                                face: 0,
+                                detection: None,
+                                aus: Some(aus),
+                                mesh: None,
+                            };
                             sink.write(au_set, &row).context("writing results")?;
                         }
                         faces_found += results.len();
@@ -265,13 +462,15 @@ impl Mode {
                     };
                     faces_found += faces.len();
                     if faces.is_empty() {
-                        let row = Row { path, index: *index, face: 0, detection: None, aus: None, mesh: None };
+                        let row =
+                            Row { path, index: *index, stream: None, face: 0, detection: None, aus: None, mesh: None };
                         sink.write(au_set, &row).context("writing results")?;
                     }
                     for (n, result) in faces.iter().enumerate() {
                         let row = Row {
                             path,
                             index: *index,
+                            stream: None,
                             face: n,
                             detection: Some(&result.face),
                             aus: Some(&result.aus),
@@ -297,6 +496,8 @@ impl Mode {
 struct Row<'a> {
     path: &'a Path,
     index: usize,
+    /// The frame of a stream the row comes from (None for images).
+    stream: Option<Place>,
     face: usize,
     /// Where the face was found (raw frames only).
     detection: Option<&'a Face>,
@@ -304,6 +505,14 @@ struct Row<'a> {
     aus: Option<&'a FaceAus>,
     /// The face's mesh, blendshapes and pose (raw frames only).
     mesh: Option<&'a FaceResult>,
+}
+
+impl<'a> Row<'a> {
+    /// Face `face` of a stream's frame, or the frame's one row when it has no face.
+    fn of_stream(path: &'a Path, place: Place, face: usize, result: Option<&'a FaceResult>) -> Row<'a> {
+        let (detection, aus) = (result.map(|r| &r.face), result.map(|r| &r.aus));
+        Row { path, index: 0, stream: Some(place), face, detection, aus, mesh: result }
+    }
 }
 
 /// What the rows hold besides the AUs.
@@ -315,6 +524,8 @@ struct Columns {
     pose: bool,
     /// The mesh's 478 landmarks (JSON).
     landmarks: bool,
+    /// Some inputs are streams: rows carry timestamps, track ids and atypicality.
+    streams: bool,
 }
 
 /// File extensions a folder scan takes as images (what the decoders read), compared without case.
@@ -324,7 +535,7 @@ const IMAGE_EXTENSIONS: [&str; 10] = ["jpg", "jpeg", "jpe", "jfif", "png", "bmp"
 #[derive(Default)]
 struct Inputs {
     files: Vec<PathBuf>,
-    /// Files in scanned folders whose extension is not an image format (README.txt, .DS_Store).
+    /// Files in scanned folders whose extension is neither an image's nor a video's (README.txt).
     not_images: usize,
     /// FIFOs, devices, sockets and broken links in scanned folders, skipped with a note.
     special: usize,
@@ -332,12 +543,19 @@ struct Inputs {
 
 /// Files as given, and folders expanded recursively in sorted order. Each real folder is scanned
 /// once, whatever links lead to it (two links to `.` would otherwise loop forever); in folders,
-/// only regular files with an image extension are taken. A file named on the command line is
+/// only regular files with an image or video extension are taken. A file named on the command line is
 /// taken whatever its extension, and is an error if it is not a regular file.
 fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<String>) -> Inputs {
     let mut found = Inputs::default();
     let mut scanned = HashSet::new();
     for input in inputs {
+        // Cameras, URLs and image sequence patterns go to ffmpeg as they are.
+        let text = input.to_string_lossy();
+        let camera = text.starts_with("/dev/video") && !std::fs::metadata(input).is_ok_and(|m| m.is_dir());
+        if crate::video::is_url(&text) || crate::video::is_pattern(&text) || camera {
+            found.files.push(input.clone());
+            continue;
+        }
         match std::fs::metadata(input) {
             Ok(meta) if meta.is_dir() => walk(input, &meta, &mut found, &mut scanned, failures),
             Ok(meta) if meta.is_file() => found.files.push(input.clone()),
@@ -401,7 +619,8 @@ fn walk(
             Ok(meta) if meta.is_dir() => walk(&path, &meta, found, scanned, failures),
             Ok(meta) if meta.is_file() => {
                 let extension = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-                if extension.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) {
+                let known = |e: &String| IMAGE_EXTENSIONS.contains(&e.as_str()) || crate::video::is_stream(&path);
+                if extension.is_some_and(|e| known(&e)) {
                     found.files.push(path);
                 } else {
                     found.not_images += 1;
@@ -444,13 +663,19 @@ pub fn path_text(path: &Path) -> String {
 
 fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, columns: Columns) -> anyhow::Result<Sink> {
     let create = |path: &Path| File::create(path).with_context(|| format!("creating {}", path.display()));
+    let stdout_or_file = |output: Option<&Path>| -> anyhow::Result<Box<dyn Write>> {
+        Ok(match output {
+            Some(path) => Box::new(BufWriter::new(create(path)?)),
+            None => Box::new(std::io::stdout().lock()),
+        })
+    };
+    let labels: Vec<String> = au_set.aus().iter().map(|au| au.label.to_string()).collect();
     Ok(match format {
-        Format::Json => {
-            let out: Box<dyn Write> = match output {
-                Some(path) => Box::new(BufWriter::new(create(path)?)),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            Sink::Json { out, columns }
+        Format::Json => Sink::Json { out: stdout_or_file(output)?, columns },
+        Format::Openface => {
+            let mut out = stdout_or_file(output)?;
+            writeln!(out, "{}", openface_header(au_set, columns))?;
+            Sink::OpenFace { out, columns }
         }
         Format::Csv => {
             let presence_path = output.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("predict.csv"));
@@ -458,16 +683,20 @@ fn open_sink(format: Format, output: Option<&Path>, au_set: &AuList, columns: Co
             let probabilities_path = presence_path.with_file_name(format!("{stem}_prob.csv"));
             let mut presence = BufWriter::new(create(&presence_path)?);
             let mut probabilities = BufWriter::new(create(&probabilities_path)?);
-            let labels: Vec<String> = au_set.aus().iter().map(|au| au.label.to_string()).collect();
+            let stream = if columns.streams { STREAM_COLUMNS } else { "" };
             let detection = if columns.frames { DETECTION_COLUMNS } else { "" };
             let pose = if columns.pose { POSE_COLUMNS } else { "" };
-            writeln!(presence, "frame,{detection}{pose}{}", labels.join(","))?;
-            writeln!(probabilities, "file,frame,{detection}{pose}{}", labels.join(","))?;
+            let atypicality = if columns.streams { ",atypicality" } else { "" };
+            writeln!(presence, "frame,{stream}{detection}{pose}{}{atypicality}", labels.join(","))?;
+            writeln!(probabilities, "file,frame,{stream}{detection}{pose}{}{atypicality}", labels.join(","))?;
             eprintln!("writing {} and {}", presence_path.display(), probabilities_path.display());
             Sink::Csv { presence, probabilities, columns }
         }
     })
 }
+
+/// The columns streams add after the frame number.
+const STREAM_COLUMNS: &str = "timestamp,track,";
 
 /// The columns raw frames add before the AUs (keypoints in YuNet's order; "right" is the subject's).
 const DETECTION_COLUMNS: &str = "face,success,score,x,y,w,h,right_eye_x,right_eye_y,left_eye_x,left_eye_y,\
@@ -490,12 +719,16 @@ impl Sink {
                 presence.flush()?;
                 probabilities.flush()
             }
+            Sink::OpenFace { out, columns } => {
+                writeln!(out, "{}", openface_row(au_set, row, *columns))?;
+                out.flush()
+            }
         }
     }
 
     fn finish(self) -> std::io::Result<()> {
         match self {
-            Sink::Json { mut out, .. } => out.flush(),
+            Sink::Json { mut out, .. } | Sink::OpenFace { mut out, .. } => out.flush(),
             Sink::Csv { mut presence, mut probabilities, .. } => {
                 presence.flush()?;
                 probabilities.flush()
@@ -514,11 +747,28 @@ fn pose_of(row: &Row) -> Option<Pose> {
     row.mesh.and_then(|m| m.pose.as_ref()).map(Pose::from_matrix)
 }
 
-/// One JSON line: the file and face, where the face was found (frames), its AUs by id (`null`
-/// where not estimated), and what the mesh gave (pose, blendshapes, landmarks).
+/// A stream row's track id (None for a frame without a face).
+fn track_of(row: &Row) -> Option<u64> {
+    row.mesh.and_then(|m| m.track_id)
+}
+
+/// A stream row's atypicality score, once its track has a full window.
+fn atypicality_of(row: &Row) -> Option<f32> {
+    row.mesh.and_then(|m| m.atypicality)
+}
+
+/// One JSON line: the file and face (for streams: the frame, its time in seconds, the face's
+/// track and atypicality), where the face was found (frames), its AUs by id (`null` where not
+/// estimated), and what the mesh gave (pose, blendshapes, landmarks).
 fn json_line(au_set: &AuList, row: &Row, columns: Columns) -> serde_json::Value {
     let mut object = serde_json::Map::new();
     object.insert("file".into(), path_text(row.path).into());
+    if let Some(place) = row.stream {
+        object.insert("frame".into(), place.frame.into());
+        object.insert("timestamp".into(), place.timestamp.map_or(serde_json::Value::Null, seconds));
+        object.insert("track".into(), track_of(row).into());
+        object.insert("atypicality".into(), atypicality_of(row).map_or(serde_json::Value::Null, shortest));
+    }
     object.insert("face".into(), row.face.into());
     if columns.frames {
         object.insert("success".into(), succeeded(row).into());
@@ -565,31 +815,21 @@ fn json_line(au_set: &AuList, row: &Row, columns: Columns) -> serde_json::Value 
     serde_json::Value::Object(object)
 }
 
-/// One row of `predict.csv` (frame, 0/1 per AU) and of `predict_prob.csv` (file, frame,
-/// probability per AU); for frames, the detection (and pose) columns come after the frame number.
-/// An AU that was not estimated is an empty cell.
-fn csv_rows(au_set: &AuList, row: &Row, columns: Columns) -> (String, String) {
-    let frame = frame_number(row.path).unwrap_or(row.index as u64 + 1);
-    let mut detection = String::new();
-    if columns.frames {
-        let success = u8::from(succeeded(row));
-        let numbers: Vec<String> = match row.detection {
-            Some(f) => std::iter::once(f.score)
-                .chain(f.bbox)
-                .chain(f.keypoints.iter().flatten().copied())
-                .map(|v| v.to_string())
-                .collect(),
-            None => vec![String::new(); 15],
-        };
-        detection = format!("{},{success},{},", row.face, numbers.join(","));
-    }
-    if columns.pose {
-        detection += &match pose_of(row) {
-            Some(p) => format!("{},{},{},", p.pitch, p.yaw, p.roll),
-            None => ",,,".to_string(),
-        };
-    }
-    let (flags, values): (Vec<&str>, Vec<String>) = match row.aus {
+/// The frame number of a row: a stream's own, else the one in the file name (the HRM demo's
+/// crops), else the image's position among the inputs.
+fn frame_of(row: &Row) -> u64 {
+    row.stream.map(|p| p.frame).or_else(|| frame_number(row.path)).unwrap_or(row.index as u64 + 1)
+}
+
+/// A number for a CSV cell; empty when absent.
+fn cell<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Presence flags (`1`, `0`, empty where not estimated) and probabilities of a row's AUs; all
+/// empty for a frame without a face.
+fn au_cells(au_set: &AuList, row: &Row) -> (Vec<&'static str>, Vec<String>) {
+    match row.aus {
         Some(aus) => (
             (aus.probabilities.iter().zip(&aus.present))
                 .map(|(p, &present)| match (p.is_nan(), present) {
@@ -601,9 +841,99 @@ fn csv_rows(au_set: &AuList, row: &Row, columns: Columns) -> (String, String) {
             aus.probabilities.iter().map(|p| if p.is_nan() { String::new() } else { p.to_string() }).collect(),
         ),
         None => (vec![""; au_set.len()], vec![String::new(); au_set.len()]),
-    };
+    }
+}
+
+/// One row of `predict.csv` (frame, 0/1 per AU) and of `predict_prob.csv` (file, frame,
+/// probability per AU); for frames, the detection (and pose) columns come after the frame number,
+/// for streams the timestamp and track before them and the atypicality score last. An AU that
+/// was not estimated is an empty cell.
+fn csv_rows(au_set: &AuList, row: &Row, columns: Columns) -> (String, String) {
+    let frame = frame_of(row);
+    let mut before = String::new();
+    if columns.streams {
+        before = format!("{},{},", cell(row.stream.and_then(|p| p.timestamp)), cell(track_of(row)));
+    }
+    if columns.frames {
+        let success = u8::from(succeeded(row));
+        let numbers: Vec<String> = match row.detection {
+            Some(f) => std::iter::once(f.score)
+                .chain(f.bbox)
+                .chain(f.keypoints.iter().flatten().copied())
+                .map(|v| v.to_string())
+                .collect(),
+            None => vec![String::new(); 15],
+        };
+        before += &format!("{},{success},{},", row.face, numbers.join(","));
+    }
+    if columns.pose {
+        before += &match pose_of(row) {
+            Some(p) => format!("{},{},{},", p.pitch, p.yaw, p.roll),
+            None => ",,,".to_string(),
+        };
+    }
+    let (flags, values) = au_cells(au_set, row);
+    let after = if columns.streams { format!(",{}", cell(atypicality_of(row))) } else { String::new() };
     let file = csv_field(&path_text(row.path));
-    (format!("{frame},{detection}{}", flags.join(",")), format!("{file},{frame},{detection}{}", values.join(",")))
+    (
+        format!("{frame},{before}{}{after}", flags.join(",")),
+        format!("{file},{frame},{before}{}{after}", values.join(",")),
+    )
+}
+
+/// OpenFace 2.2's name for an AU (`AU01`, `AU12`; HRM's action descriptors keep theirs: `AD19`).
+fn openface_name(id: &str) -> String {
+    let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let prefix = &id[..id.len() - digits.len()];
+    match digits.parse::<u32>() {
+        Ok(n) => format!("{prefix}{n:02}"),
+        Err(_) => id.to_string(),
+    }
+}
+
+/// OpenFace 2.2's columns where hrm has the same quantity (`frame, face_id, timestamp,
+/// confidence, success`, head rotation, `AU01_c` presence), then what OpenFace lacks: each AU's
+/// probability (`AU01_p`), the atypicality score and the input file.
+fn openface_header(au_set: &AuList, columns: Columns) -> String {
+    let mut names: Vec<String> = ["frame", "face_id", "timestamp", "confidence", "success"].map(String::from).into();
+    if columns.pose {
+        names.extend(["pose_Rx", "pose_Ry", "pose_Rz"].map(String::from));
+    }
+    names.extend(au_set.aus().iter().map(|au| format!("{}_c", openface_name(au.id))));
+    names.extend(au_set.aus().iter().map(|au| format!("{}_p", openface_name(au.id))));
+    names.extend(["atypicality", "file"].map(String::from));
+    names.join(",")
+}
+
+/// One row of `--format openface`. `face_id` is the track id in streams, the face's index in a
+/// photograph; `timestamp` is 0 for photographs; the pose is in radians, as OpenFace's, with
+/// MediaPipe's axes (pitch about x, yaw about y, roll about z).
+fn openface_row(au_set: &AuList, row: &Row, columns: Columns) -> String {
+    let face_id = track_of(row).unwrap_or(row.face as u64);
+    let timestamp = row.stream.map_or(Some(0.0), |p| p.timestamp);
+    let confidence = row.detection.map_or(if row.aus.is_some() { 1.0 } else { 0.0 }, |f| f.score);
+    let mut cells = vec![
+        frame_of(row).to_string(),
+        face_id.to_string(),
+        cell(timestamp),
+        confidence.to_string(),
+        u8::from(succeeded(row)).to_string(),
+    ];
+    if columns.pose {
+        let radians = pose_of(row).map(|p| [p.pitch, p.yaw, p.roll].map(f32::to_radians));
+        cells.extend((0..3).map(|i| cell(radians.map(|r| r[i]))));
+    }
+    let (flags, values) = au_cells(au_set, row);
+    cells.extend(flags.iter().map(|f| f.to_string()));
+    cells.extend(values);
+    cells.push(cell(atypicality_of(row)));
+    cells.push(csv_field(&path_text(row.path)));
+    cells.join(",")
+}
+
+/// Seconds as JSON: the shortest decimal that reads back as the same f64.
+fn seconds(value: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(value).map_or(serde_json::Value::Null, Into::into)
 }
 
 /// An f32 as its shortest decimal form (`0.1234`, not `0.12340000271797180`).

@@ -5,6 +5,8 @@ mod backends;
 mod bench;
 mod detect;
 mod info;
+mod plot;
+mod video;
 
 use clap::{Parser, Subcommand};
 use hrm_core::Config;
@@ -51,12 +53,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Detect Action Units in images or folders of images.
+    /// Detect Action Units in images, folders, videos, image sequences, cameras or streams.
     Detect(detect::DetectArgs),
     /// Measure inference latency of a package on a backend.
     Bench(bench::BenchArgs),
     /// HRM's atypicality score for every window of 15 frames of a predict.csv.
     Atypicality(atypicality::AtypicalityArgs),
+    /// Draw each face track's AU probabilities and atypicality over time (PNG or SVG) from the
+    /// JSON Lines of `hrm detect` on a video.
+    Plot(plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
         Command::Detect(args) => detect::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Atypicality(args) => atypicality::run(args),
+        Command::Plot(args) => plot::run(args),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,12 @@ pub struct Config {
     /// Where backend plugins are looked for first.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// Face tracks and temporal smoothing, for streams (video, cameras, `hrm_stream`).
+    #[serde(default)]
+    pub stream: StreamConfig,
+    /// HRM's atypicality regressor, scored per face track in streams.
+    #[serde(default)]
+    pub atypicality: AtypicalityConfig,
     /// Where this configuration came from, for error messages.
     #[serde(skip)]
     pub origin: PathBuf,
@@ -103,7 +109,7 @@ pub struct PluginsConfig {
 
 /// The configuration's own top-level keys; any other top-level table is a backend's settings
 /// (`[onnxruntime]`), checked against the backends there are when a runtime is loaded.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 12] = [
     "backend",
     "model",
     "threads",
@@ -114,7 +120,88 @@ const SECTIONS: [&str; 10] = [
     "alignment",
     "mesh",
     "plugins",
+    "stream",
+    "atypicality",
 ];
+
+/// `[stream]`: how faces are followed across the frames of a stream, and how their AU
+/// probabilities are smoothed over time (off by default: HRM's numbers are per frame).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// `"off"`, `"exponential"` or `"one-euro"`.
+    #[serde(default)]
+    pub smoothing: SmoothingKind,
+    /// Exponential smoothing: the weight of the newest frame, above 0 and at most 1.
+    #[serde(default = "default_alpha")]
+    pub alpha: f32,
+    /// One-Euro filter (Casiez et al., 2012): the cutoff in Hz when the probability holds still.
+    #[serde(default = "default_min_cutoff")]
+    pub min_cutoff: f32,
+    /// One-Euro: how fast the cutoff rises with the probability's speed (per unit per second).
+    #[serde(default = "default_beta")]
+    pub beta: f32,
+    /// One-Euro: the cutoff in Hz for the speed estimate.
+    #[serde(default = "default_d_cutoff")]
+    pub d_cutoff: f32,
+    /// Frames a face may be missing and keep its track id when it comes back.
+    #[serde(default = "default_max_missing")]
+    pub max_missing: usize,
+    /// How far, in face widths, a face may be from where its track was heading.
+    #[serde(default = "default_max_distance")]
+    pub max_distance: f32,
+}
+
+/// The temporal filter on each track's AU probabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmoothingKind {
+    #[default]
+    Off,
+    Exponential,
+    OneEuro,
+}
+
+fn default_alpha() -> f32 {
+    0.5
+}
+fn default_min_cutoff() -> f32 {
+    1.0
+}
+fn default_beta() -> f32 {
+    1.0
+}
+fn default_d_cutoff() -> f32 {
+    1.0
+}
+fn default_max_missing() -> usize {
+    crate::track::TrackerConfig::default().max_missing
+}
+fn default_max_distance() -> f32 {
+    crate::track::TrackerConfig::default().max_distance
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            smoothing: SmoothingKind::Off,
+            alpha: default_alpha(),
+            min_cutoff: default_min_cutoff(),
+            beta: default_beta(),
+            d_cutoff: default_d_cutoff(),
+            max_missing: default_max_missing(),
+            max_distance: default_max_distance(),
+        }
+    }
+}
+
+/// `[atypicality]`: the regressor's package (`hrm convert` of the authors' GRU checkpoint).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AtypicalityConfig {
+    /// A relative path is taken from the configuration file's folder.
+    pub model: Option<PathBuf>,
+}
 
 /// The face mesh's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -284,6 +371,8 @@ impl Default for Config {
             alignment: AlignmentConfig::default(),
             mesh: MeshConfig::default(),
             plugins: PluginsConfig::default(),
+            stream: StreamConfig::default(),
+            atypicality: AtypicalityConfig::default(),
             origin: PathBuf::from("<default configuration>"),
         }
     }
@@ -300,7 +389,8 @@ impl Config {
 
     /// Takes relative model paths from `base` (a file's configuration: its folder).
     pub fn resolve_paths(&mut self, base: &Path) {
-        let models = [&mut self.model, &mut self.detector.model, &mut self.mesh.model].into_iter().flatten();
+        let models = [&mut self.model, &mut self.detector.model, &mut self.mesh.model, &mut self.atypicality.model];
+        let models = models.into_iter().flatten();
         for path in models.chain(&mut self.plugins.paths) {
             if path.is_relative() {
                 *path = base.join(&*path);
@@ -402,6 +492,26 @@ impl Config {
                 self.alignment.margin,
             ));
         }
+        let s = &self.stream;
+        if !(s.alpha > 0.0 && s.alpha <= 1.0) {
+            return Err(Error::field(&self.origin, "stream.alpha", "a number above 0, at most 1", s.alpha));
+        }
+        for (field, value) in [("stream.min_cutoff", s.min_cutoff), ("stream.d_cutoff", s.d_cutoff)] {
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(Error::field(&self.origin, field, "a frequency above 0 (Hz)", value));
+            }
+        }
+        if !(s.beta >= 0.0 && s.beta.is_finite()) {
+            return Err(Error::field(&self.origin, "stream.beta", "a number of 0 or more", s.beta));
+        }
+        if !(s.max_distance > 0.0 && s.max_distance.is_finite()) {
+            return Err(Error::field(
+                &self.origin,
+                "stream.max_distance",
+                "a number above 0 (face widths)",
+                s.max_distance,
+            ));
+        }
         if self.threads > MAX_THREADS {
             let expected = format!("0 (all cores) or a number up to {MAX_THREADS}");
             return Err(Error::field(&self.origin, "threads", expected, self.threads));
@@ -441,6 +551,30 @@ mod tests {
         let err = Config::from_toml("batch_size = 0", Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("batch_size") && err.contains("found 0"), "{err}");
         assert_eq!(config.max_image_pixels, 178_956_970);
+    }
+
+    #[test]
+    fn stream_and_atypicality_sections() {
+        let text = "[stream]\nsmoothing = \"one-euro\"\nbeta = 0.5\nmax_missing = 30\n[atypicality]\nmodel = \"gru\"\n";
+        let mut config = Config::from_toml(text, Path::new("/etc/hrm/video.toml")).unwrap();
+        config.resolve_paths(Path::new("/etc/hrm"));
+        assert_eq!(
+            (config.stream.smoothing, config.stream.beta, config.stream.max_missing),
+            (SmoothingKind::OneEuro, 0.5, 30)
+        );
+        assert_eq!(config.atypicality.model.as_deref(), Some(Path::new("/etc/hrm/gru")));
+        assert_eq!(Config::default().stream.smoothing, SmoothingKind::Off, "HRM's numbers are per frame");
+        for (text, field) in [
+            ("[stream]\nalpha = 0", "stream.alpha"),
+            ("[stream]\nmin_cutoff = -1", "stream.min_cutoff"),
+            ("[stream]\nbeta = -0.1", "stream.beta"),
+            ("[stream]\nmax_distance = 0", "stream.max_distance"),
+            ("[stream]\nsmoothing = \"kalman\"", "kalman"),
+            ("[stream]\nwindow = 15", "window"),
+        ] {
+            let err = Config::from_toml(text, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("x.toml"), "{text}: {err}");
+        }
     }
 
     #[test]

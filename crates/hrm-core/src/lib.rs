@@ -20,6 +20,7 @@ pub mod plugin;
 pub mod preprocess;
 pub mod resize;
 pub mod runtime;
+pub mod stream;
 pub mod track;
 
 pub use hrm_backend::{backend, error, files, tensor};

@@ -1,7 +1,8 @@
 //! The one place that turns a configuration into loaded models: the AU model package and the face
-//! detector, each on its configured backend, verified once. Detectors, pipelines (and, later,
-//! streams) are made from a [`Runtime`]; they share its models' weights and keep their own state.
+//! detector, each on its configured backend, verified once. Detectors, pipelines and streams are
+//! made from a [`Runtime`]; they share its models' weights and keep their own state.
 
+use crate::atypicality::Atypicality;
 use crate::au::AuList;
 use crate::au_model::{AuClassifier, AuDetector};
 use crate::blendshapes::BlendshapeEstimator;
@@ -14,6 +15,7 @@ use crate::manifest::{
 };
 use crate::mesh::{self, FaceMesher, MeshModels};
 use crate::pipeline::Pipeline;
+use crate::stream::{AtypicalityInputs, Stream};
 use hrm_backend::{Backend, BackendOptions, BackendRegistry, GraphSource, LoadedModel, Placement};
 use std::sync::Arc;
 
@@ -50,6 +52,8 @@ pub struct Runtime {
     /// BlazeFace, the face mesh and its geometry, when the AU model reads landmarks or
     /// `[mesh] enabled` (raw frames only).
     mesh: Option<MeshModels>,
+    /// `[atypicality] model`, with its AUs found among the AU model's.
+    atypicality: Option<AtypicalityInputs>,
 }
 
 impl Runtime {
@@ -136,7 +140,11 @@ impl Runtime {
                 mesh = Some(load_mesh(&mesh_package, au_backend, &small_options).map_err(Model)?);
             }
         }
-        Ok(Runtime { config, package, aus, thresholds, au_model, face_model, mesh })
+        let atypicality = match &config.atypicality.model {
+            Some(dir) => Some(atypicality_inputs(dir, &aus, &config)?),
+            None => None,
+        };
+        Ok(Runtime { config, package, aus, thresholds, au_model, face_model, mesh, atypicality })
     }
 
     pub fn config(&self) -> &Config {
@@ -220,6 +228,52 @@ impl Runtime {
         let mesh = self.mesh.as_ref().map(|m| FaceMesher::new(m).map(|m| m.with_max_faces(max_faces))).transpose()?;
         Ok(Pipeline::new(faces, mesh, self.au_detector()?, self.config.alignment.clone()))
     }
+
+    /// A stream: the pipeline, with face tracks, `[stream]` smoothing and the `[atypicality]`
+    /// score.
+    pub fn stream(&self) -> Result<Stream> {
+        let config = self.config.stream.clone();
+        Ok(Stream::new(self.pipeline()?, config, self.thresholds.clone(), self.atypicality.clone()))
+    }
+
+    /// The atypicality regressor of `[atypicality] model`, when configured.
+    pub fn atypicality(&self) -> Option<&Atypicality> {
+        self.atypicality.as_ref().map(|a| a.model.as_ref())
+    }
+
+    /// The regressor's AUs that the AU model never estimates (the built-in estimator's AD19, AU23
+    /// and AD32): the regressor reads them as absent, so its scores only approximate HRM's.
+    pub fn atypicality_inputs_not_estimated(&self) -> Vec<&'static str> {
+        let (Some(atypicality), ModelKind::MediapipeBlendshapes) = (&self.atypicality, self.package.manifest.kind)
+        else {
+            return Vec::new();
+        };
+        let reads = atypicality.model.aus();
+        (crate::blendshapes::AU_ESTIMATES.iter())
+            .filter(|(id, estimate)| {
+                matches!(estimate, crate::blendshapes::Estimate::None) && reads.index_of(id).is_some()
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// The atypicality package at `dir`, whose every AU the AU model must give (the estimator built
+/// into hrm lacks three of HRM's 22).
+fn atypicality_inputs(dir: &std::path::Path, aus: &AuList, config: &Config) -> Result<AtypicalityInputs, LoadError> {
+    let model = Atypicality::load(dir).map_err(LoadError::Model)?;
+    let columns = (model.aus().aus().iter()).map(|au| aus.index_of(au.id).ok_or(au.id)).collect::<Vec<_>>();
+    let missing: Vec<&str> = columns.iter().filter_map(|c| c.err()).collect();
+    if !missing.is_empty() {
+        return Err(LoadError::Config(Error::field(
+            &config.origin,
+            "atypicality.model",
+            format!("a regressor whose AUs the AU model gives ({})", aus.ids().join(", ")),
+            format!("{} reading {}, which it does not", dir.display(), missing.join(", ")),
+        )));
+    }
+    let columns = columns.into_iter().flatten().collect();
+    Ok(AtypicalityInputs { model: Arc::new(model), columns })
 }
 
 /// The configuration's YuNet file, or the YuNet-s compiled in (checked against

@@ -23,10 +23,13 @@ mod image;
 
 mod result;
 
+mod stream;
+
 pub use image::*;
 pub use result::*;
 pub use runtime::*;
 pub use status::*;
+pub use stream::*;
 
 use std::ffi::c_char;
 
@@ -53,6 +56,7 @@ const _: () = {
     const fn send<T: Send>() {}
     send_sync::<hrm_runtime>();
     send::<hrm_detector>();
+    send::<hrm_stream>();
     send_sync::<hrm_result>();
     send_sync::<hrm_bitmap>();
 };
@@ -63,6 +67,10 @@ impl handle::Handle for hrm_runtime {
 
 impl handle::Handle for hrm_detector {
     const NAME: &'static str = "hrm_detector";
+}
+
+impl handle::Handle for hrm_stream {
+    const NAME: &'static str = "hrm_stream";
 }
 
 impl handle::Handle for hrm_result {

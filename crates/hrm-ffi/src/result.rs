@@ -68,6 +68,14 @@ pub struct hrm_face {
     /// MediaPipe's facial transformation matrix, row-major 4x4: the canonical face model (in
     /// centimetres) to camera space; zeros without a pose.
     pub pose_matrix: [f32; 16],
+    /// Added in version 4 (offset 208): the face's track in an `hrm_stream`, 0, 1, 2, ... in the
+    /// order faces first appear, kept while the face stays in view (and when it returns within
+    /// `[stream] max_missing` frames near where it left); -1 outside streams. A library older
+    /// than this field leaves it as the caller set it: set it to -1 first.
+    pub track_id: i64,
+    /// HRM's atypicality score (about 1 to 5) of the track's last 15 frames, once it has 15 and
+    /// the runtime has an `[atypicality] model`; NaN otherwise.
+    pub atypicality: f32,
 }
 
 /// `sizeof(hrm_face)` in version 1 of this header (up to and including `present`): the smallest
@@ -75,14 +83,15 @@ pub struct hrm_face {
 pub const HRM_FACE_SIZE_V1: u32 = 96;
 const _: () = assert!(std::mem::offset_of!(hrm_face, crop_transform) == HRM_FACE_SIZE_V1 as usize);
 const _: () = assert!(std::mem::offset_of!(hrm_face, has_pose) == 120);
-const _: () = assert!(std::mem::size_of::<hrm_face>() == 208);
+const _: () = assert!(std::mem::offset_of!(hrm_face, track_id) == 208);
+const _: () = assert!(std::mem::size_of::<hrm_face>() == 224);
 
 impl GrowingStruct for hrm_face {
     const NAME: &'static str = "hrm_face";
     const SIZE_V1: u32 = HRM_FACE_SIZE_V1;
 }
 
-struct FaceBox {
+pub(crate) struct FaceBox {
     score: f32,
     bbox: [f32; 4],
     keypoints: [f32; 10],
@@ -93,11 +102,14 @@ struct FaceBox {
     /// x, y, z of each mesh landmark, flat.
     landmarks: Vec<f32>,
     blendshapes: Vec<f32>,
+    /// -1 outside streams.
+    track_id: i64,
+    atypicality: f32,
 }
 
 impl FaceBox {
     /// A face found in a frame, with what the mesh gave.
-    fn from_result(f: &hrm_core::pipeline::FaceResult) -> FaceBox {
+    pub(crate) fn from_result(f: &hrm_core::pipeline::FaceResult) -> FaceBox {
         let keypoints = std::array::from_fn(|i| f.face.keypoints[i / 2][i % 2]);
         let t = f.to_crop;
         let pose = f.pose.map(|m| {
@@ -113,6 +125,8 @@ impl FaceBox {
             pose,
             landmarks: f.landmarks.iter().flatten().flatten().copied().collect(),
             blendshapes: f.blendshapes.clone().unwrap_or_default(),
+            track_id: f.track_id.map_or(-1, |id| id as i64),
+            atypicality: f.atypicality.unwrap_or(f32::NAN),
         }
     }
 
@@ -127,6 +141,8 @@ impl FaceBox {
             pose: None,
             landmarks: Vec::new(),
             blendshapes: Vec::new(),
+            track_id: -1,
+            atypicality: f32::NAN,
         }
     }
 }
@@ -150,7 +166,7 @@ impl hrm_result {
 
     /// A result whose every face has one probability and one presence flag per AU id: C reads
     /// `au_count` entries behind each face's pointers, so a row of another length is refused.
-    fn new(
+    pub(crate) fn new(
         timestamp: i64,
         au_ids: &'static [StaticCStr],
         faces: Vec<(FaceBox, FaceAus)>,
@@ -339,6 +355,8 @@ pub unsafe extern "C" fn hrm_result_face(result: *const hrm_result, index: usize
             pose: found.pose.map_or([f32::NAN; 3], |(_, angles)| angles),
             landmark_count: (found.landmarks.len() / 3) as u32,
             pose_matrix: found.pose.map_or([0.0; 16], |(m, _)| std::array::from_fn(|i| m[i / 4][i % 4])),
+            track_id: found.track_id,
+            atypicality: found.atypicality,
         };
         // SAFETY: the caller guarantees `face` points at an hrm_face of its struct_size.
         unsafe { write_sized(face, &described, "face") }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 /// number of threads may share one.
 pub struct hrm_runtime {
     runtime: Runtime,
-    au_ids: &'static [StaticCStr],
+    pub(crate) au_ids: &'static [StaticCStr],
 }
 
 impl hrm_runtime {
@@ -26,6 +26,10 @@ impl hrm_runtime {
         })?;
         let au_ids = au_ids(runtime.aus());
         Ok(hrm_runtime { runtime, au_ids })
+    }
+
+    pub(crate) fn core(&self) -> &Runtime {
+        &self.runtime
     }
 }
 

@@ -36,6 +36,11 @@ namespace Hrm
         public float[] Pose;
         /// <summary>The face mesh's presence score, 0 to 1; NaN when the mesh did not run.</summary>
         public float MeshScore;
+        /// <summary>The face's track in an HrmStream (kept while the same face stays in view); -1 from HrmDetector.</summary>
+        public long TrackId;
+        /// <summary>HRM's atypicality score (about 1 to 5) of the track's last 15 frames; NaN until then, and
+        /// without an [atypicality] model.</summary>
+        public float Atypicality;
     }
 
     internal sealed class RuntimeHandle : SafeHandleZeroOrMinusOneIsInvalid
@@ -52,6 +57,19 @@ namespace Hrm
         protected override bool ReleaseHandle()
         {
             Native.hrm_detector_free(handle);
+            Runtime?.DangerousRelease();
+            return true;
+        }
+    }
+
+    internal sealed class StreamHandle : SafeHandleZeroOrMinusOneIsInvalid
+    {
+        // The runtime stays alive (and is freed after this stream) while the stream lives.
+        internal RuntimeHandle Runtime;
+        public StreamHandle() : base(true) { }
+        protected override bool ReleaseHandle()
+        {
+            Native.hrm_stream_free(handle);
             Runtime?.DangerousRelease();
             return true;
         }
@@ -179,6 +197,23 @@ namespace Hrm
         /// <summary>Every face in a frame of bytes: rows of width pixels, stride bytes apart (0: packed).</summary>
         public HrmFace[] Detect(byte[] pixels, int width, int height, HrmPixelFormat format,
                                 int stride = 0, bool bottomUp = false, long timestamp = 0)
+            => RunBytes(pixels, width, height, format, stride, bottomUp, timestamp, Run);
+
+#if UNITY_2018_1_OR_NEWER
+        /// <summary>WebCamTexture.GetPixels32 / Texture2D.GetPixels32 pixels: RGBA, bottom row first.</summary>
+        public HrmFace[] Detect(Color32[] pixels, int width, int height, long timestamp = 0)
+            => RunColors(pixels, width, height, timestamp, Run);
+
+        /// <summary>Texture2D.GetRawTextureData / AsyncGPUReadback bytes, bottom row first.</summary>
+        public HrmFace[] Detect(NativeArray<byte> pixels, int width, int height, HrmPixelFormat format,
+                                long timestamp = 0)
+            => RunNative(pixels, width, height, format, timestamp, Run);
+#endif
+
+        uint Run(ref Native.Image image, out ResultHandle result) => Native.hrm_detect_frame(handle, ref image, out result);
+
+        internal static HrmFace[] RunBytes(byte[] pixels, int width, int height, HrmPixelFormat format,
+                                           int stride, bool bottomUp, long timestamp, Native.RunFrame run)
         {
             int bytesPerPixel = format == HrmPixelFormat.Gray8 ? 1 : format <= HrmPixelFormat.Bgr8 ? 3 : 4;
             if (stride == 0) stride = width * bytesPerPixel;
@@ -187,7 +222,7 @@ namespace Hrm
             var pin = GCHandle.Alloc(pixels, GCHandleType.Pinned);
             try
             {
-                return Detect(pin.AddrOfPinnedObject(), width, height, format, stride, bottomUp, timestamp);
+                return RunPointer(pin.AddrOfPinnedObject(), width, height, format, stride, bottomUp, timestamp, run);
             }
             finally
             {
@@ -196,15 +231,14 @@ namespace Hrm
         }
 
 #if UNITY_2018_1_OR_NEWER
-        /// <summary>WebCamTexture.GetPixels32 / Texture2D.GetPixels32 pixels: RGBA, bottom row first.</summary>
-        public HrmFace[] Detect(Color32[] pixels, int width, int height, long timestamp = 0)
+        internal static HrmFace[] RunColors(Color32[] pixels, int width, int height, long timestamp, Native.RunFrame run)
         {
             if (pixels == null || pixels.Length < width * height)
                 throw new ArgumentException("pixels holds fewer than width * height colours");
             var pin = GCHandle.Alloc(pixels, GCHandleType.Pinned);
             try
             {
-                return Detect(pin.AddrOfPinnedObject(), width, height, HrmPixelFormat.Rgba8, width * 4, true, timestamp);
+                return RunPointer(pin.AddrOfPinnedObject(), width, height, HrmPixelFormat.Rgba8, width * 4, true, timestamp, run);
             }
             finally
             {
@@ -212,15 +246,14 @@ namespace Hrm
             }
         }
 
-        /// <summary>Texture2D.GetRawTextureData / AsyncGPUReadback bytes, bottom row first.</summary>
-        public unsafe HrmFace[] Detect(NativeArray<byte> pixels, int width, int height, HrmPixelFormat format,
-                                       long timestamp = 0)
+        internal static unsafe HrmFace[] RunNative(NativeArray<byte> pixels, int width, int height, HrmPixelFormat format,
+                                                   long timestamp, Native.RunFrame run)
         {
             int bytesPerPixel = format == HrmPixelFormat.Gray8 ? 1 : format <= HrmPixelFormat.Bgr8 ? 3 : 4;
             if (pixels.Length < width * height * bytesPerPixel)
                 throw new ArgumentException("pixels holds fewer bytes than width and height describe");
             var data = (IntPtr)NativeArrayUnsafeUtility.GetUnsafeReadOnlyPtr(pixels);
-            return Detect(data, width, height, format, width * bytesPerPixel, true, timestamp);
+            return RunPointer(data, width, height, format, width * bytesPerPixel, true, timestamp, run);
         }
 #endif
 
@@ -254,11 +287,12 @@ namespace Hrm
             }
         }
 
-        HrmFace[] Detect(IntPtr data, int width, int height, HrmPixelFormat format, int stride, bool bottomUp, long timestamp)
+        static HrmFace[] RunPointer(IntPtr data, int width, int height, HrmPixelFormat format, int stride, bool bottomUp,
+                                    long timestamp, Native.RunFrame run)
         {
             var image = Describe(data, width, height, format, stride, bottomUp, timestamp);
             ResultHandle result;
-            Native.Check(Native.hrm_detect_frame(handle, ref image, out result));
+            Native.Check(run(ref image, out result));
             return Read(result);
         }
 
@@ -278,7 +312,7 @@ namespace Hrm
         }
 
         /// <summary>Copies every face out of a native result and frees it.</summary>
-        static HrmFace[] Read(ResultHandle result)
+        internal static HrmFace[] Read(ResultHandle result)
         {
             using (result)
             {
@@ -287,7 +321,7 @@ namespace Hrm
                 var faces = new HrmFace[(int)count.ToUInt32()];
                 for (int i = 0; i < faces.Length; i++)
                 {
-                    var raw = new Native.Face { struct_size = (uint)Marshal.SizeOf(typeof(Native.Face)) };
+                    var raw = new Native.Face { struct_size = (uint)Marshal.SizeOf(typeof(Native.Face)), track_id = -1, atypicality = float.NaN };
                     Native.Check(Native.hrm_result_face(result, (UIntPtr)i, ref raw));
                     int n = (int)raw.au_count.ToUInt32();
                     var face = new HrmFace
@@ -299,6 +333,8 @@ namespace Hrm
                         Present = new bool[n],
                         Pose = raw.has_pose != 0 ? raw.pose : null,
                         MeshScore = raw.mesh_score,
+                        TrackId = raw.track_id,
+                        Atypicality = raw.atypicality,
                     };
                     Marshal.Copy(raw.probabilities, face.Probabilities, 0, n);
                     var present = new byte[n];
@@ -309,6 +345,54 @@ namespace Hrm
                 return faces;
             }
         }
+
+        public void Dispose() => handle.Dispose();
+    }
+
+    /// <summary>The frames of one camera or video, in order: faces keep a TrackId while in view, and each
+    /// track gets HRM's atypicality score once it has 15 frames (with an [atypicality] model in the
+    /// configuration). One thread at a time; one stream per camera. Dispose it when done.</summary>
+    public sealed class HrmStream : IDisposable
+    {
+        readonly StreamHandle handle;
+        public string[] AuIds { get; }
+
+        public HrmStream(HrmRuntime runtime)
+        {
+            AuIds = runtime.AuIds;
+            bool added = false;
+            runtime.Handle.DangerousAddRef(ref added);
+            try
+            {
+                Native.Check(Native.hrm_stream_new(runtime.Handle, out handle));
+                handle.Runtime = runtime.Handle;
+                added = false;
+            }
+            finally
+            {
+                if (added) runtime.Handle.DangerousRelease();
+            }
+        }
+
+        /// <summary>The next frame, timestampMicros after any origin (never earlier than the last frame's).</summary>
+        public HrmFace[] Push(byte[] pixels, int width, int height, HrmPixelFormat format, long timestampMicros,
+                              int stride = 0, bool bottomUp = false)
+            => HrmDetector.RunBytes(pixels, width, height, format, stride, bottomUp, timestampMicros, Run);
+
+#if UNITY_2018_1_OR_NEWER
+        /// <summary>WebCamTexture.GetPixels32 pixels: RGBA, bottom row first.</summary>
+        public HrmFace[] Push(Color32[] pixels, int width, int height, long timestampMicros)
+            => HrmDetector.RunColors(pixels, width, height, timestampMicros, Run);
+
+        /// <summary>Texture2D.GetRawTextureData / AsyncGPUReadback bytes, bottom row first.</summary>
+        public HrmFace[] Push(NativeArray<byte> pixels, int width, int height, HrmPixelFormat format, long timestampMicros)
+            => HrmDetector.RunNative(pixels, width, height, format, timestampMicros, Run);
+#endif
+
+        /// <summary>Forgets every track (a cut, another camera); new tracks get new ids.</summary>
+        public void Reset() => Native.Check(Native.hrm_stream_reset(handle));
+
+        uint Run(ref Native.Image image, out ResultHandle result) => Native.hrm_stream_push(handle, ref image, out result);
 
         public void Dispose() => handle.Dispose();
     }

@@ -47,7 +47,13 @@ namespace Hrm
             [MarshalAs(UnmanagedType.ByValArray, SizeConst = 3)] public float[] pose;
             public uint landmark_count;
             [MarshalAs(UnmanagedType.ByValArray, SizeConst = 16)] public float[] pose_matrix;
+            // Version 4: the face's track in a stream (-1 outside streams) and its atypicality score.
+            public long track_id;
+            public float atypicality;
         }
+
+        /// <summary>A detection call: hrm_detect_frame or hrm_stream_push on a handle it holds.</summary>
+        internal delegate uint RunFrame(ref Image image, out ResultHandle result);
 
         [DllImport(Library)] internal static extern IntPtr hrm_version();
         [DllImport(Library)] internal static extern uint hrm_abi_version();
@@ -66,6 +72,11 @@ namespace Hrm
         [DllImport(Library)] internal static extern uint hrm_bitmap_load(byte[] path, out BitmapHandle bitmap);
         [DllImport(Library)] internal static extern uint hrm_bitmap_image(BitmapHandle bitmap, ref Image image);
         [DllImport(Library)] internal static extern void hrm_bitmap_free(IntPtr bitmap);
+
+        [DllImport(Library)] internal static extern uint hrm_stream_new(RuntimeHandle runtime, out StreamHandle stream);
+        [DllImport(Library)] internal static extern uint hrm_stream_push(StreamHandle stream, ref Image image, out ResultHandle result);
+        [DllImport(Library)] internal static extern uint hrm_stream_reset(StreamHandle stream);
+        [DllImport(Library)] internal static extern void hrm_stream_free(IntPtr stream);
 
         [DllImport(Library)] internal static extern uint hrm_detect_frame(DetectorHandle detector, ref Image image, out ResultHandle result);
         [DllImport(Library)] internal static extern uint hrm_detect_aligned(DetectorHandle detector, IntPtr[] faces, UIntPtr count, out ResultHandle result);

@@ -1,8 +1,9 @@
-// Feeds WebCamTexture frames to an HrmDetector and shows each face's AUs on screen.
-// Put a configuration (and the model package and YuNet file it names) under
-// StreamingAssets/hrm/, e.g. configs/cpu.toml from the hrm repository, and attach this to any
-// GameObject. Detection runs on the main thread here for brevity; in a real scene run it on a
-// worker thread with its own HrmDetector (one detector per thread, one shared HrmRuntime).
+// Feeds WebCamTexture frames to an HrmStream and shows each face's track, AUs and atypicality
+// score on screen. Put a configuration (and the model package and YuNet file it names) under
+// StreamingAssets/hrm/, e.g. configs/cpu.toml from the hrm repository with an
+// `[atypicality] model = "..."` line for the score, and attach this to any GameObject. Frames
+// run on the main thread here for brevity; in a real scene run them on a worker thread with its
+// own HrmStream (one stream per camera and thread, one shared HrmRuntime).
 using System.IO;
 using System.Text;
 using Hrm;
@@ -14,7 +15,7 @@ public class WebCamAuDisplay : MonoBehaviour
     public string configuration = "hrm/cpu.toml";
 
     HrmRuntime runtime;
-    HrmDetector detector;
+    HrmStream stream;
     WebCamTexture webcam;
     Color32[] pixels;
     string shown = "starting...";
@@ -24,7 +25,7 @@ public class WebCamAuDisplay : MonoBehaviour
         try
         {
             runtime = HrmRuntime.FromFile(Path.Combine(Application.streamingAssetsPath, configuration));
-            detector = new HrmDetector(runtime);
+            stream = new HrmStream(runtime);
         }
         catch (HrmException e)
         {
@@ -44,15 +45,19 @@ public class WebCamAuDisplay : MonoBehaviour
             pixels = new Color32[webcam.width * webcam.height];
         webcam.GetPixels32(pixels);
         // Color32[] from a texture is RGBA with the bottom row first; the binding says so to libhrm.
-        HrmFace[] faces = detector.Detect(pixels, webcam.width, webcam.height, (long)(Time.time * 1e6));
+        HrmFace[] faces = stream.Push(pixels, webcam.width, webcam.height, (long)(Time.realtimeSinceStartup * 1e6));
         var text = new StringBuilder();
         text.AppendFormat("{0} face(s)\n", faces.Length);
         foreach (HrmFace face in faces)
         {
-            text.AppendFormat("face at {0:F0},{1:F0} ({2:P0})\n", face.Box[0], face.Box[1], face.Score);
+            text.AppendFormat("face {0} at {1:F0},{2:F0} ({3:P0})", face.TrackId, face.Box[0], face.Box[1], face.Score);
+            // NaN until the track has 15 frames, and without an [atypicality] model.
+            if (!float.IsNaN(face.Atypicality))
+                text.AppendFormat("  atypicality {0:F2}", face.Atypicality);
+            text.Append('\n');
             for (int a = 0; a < face.Probabilities.Length; a++)
                 if (face.Present[a])
-                    text.AppendFormat("  {0} {1:F2}\n", detector.AuIds[a], face.Probabilities[a]);
+                    text.AppendFormat("  {0} {1:F2}\n", stream.AuIds[a], face.Probabilities[a]);
         }
         shown = text.ToString();
     }
@@ -65,7 +70,7 @@ public class WebCamAuDisplay : MonoBehaviour
     void OnDestroy()
     {
         if (webcam != null) webcam.Stop();
-        detector?.Dispose();
+        stream?.Dispose();
         runtime?.Dispose();
     }
 }

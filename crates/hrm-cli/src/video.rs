@@ -1,0 +1,323 @@
+//! Frames of videos, image sequences, cameras and network streams, decoded by the system's ffmpeg.
+//!
+//! Why a subprocess: ffmpeg reads every container, codec, camera and protocol a clinic's
+//! recordings come in, and is installed wherever video is handled; linking libav* instead would
+//! tie hrm to one FFmpeg ABI and make it a build-time dependency of every user, also those who
+//! never open a video. ffmpeg writes raw RGB frames to a pipe and, through its `showinfo` filter,
+//! each frame's number and presentation timestamp to stderr, line by line, before the frame's
+//! pixels; hrm reads the two in step. Timestamps are the container's own (`-copyts`), as ffprobe
+//! reports them; frames are neither dropped nor duplicated (`-fps_mode passthrough`).
+
+use anyhow::{bail, Context};
+use hrm_core::RgbImage;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+/// File extensions taken as videos (compared without case).
+pub const VIDEO_EXTENSIONS: [&str; 16] =
+    ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "m2ts", "wmv", "flv", "3gp", "ogv", "gif"];
+
+/// Whether an input is a stream for ffmpeg rather than a still image: a video file (by its
+/// extension), an image sequence pattern (`frames/%06d.png`), a V4L2 camera (`/dev/video0`), or a
+/// URL (`rtsp://`, `http://`, ...).
+pub fn is_stream(input: &Path) -> bool {
+    let text = input.to_string_lossy();
+    if is_url(&text) || is_pattern(&text) || is_camera(&text) {
+        return true;
+    }
+    let extension = input.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    extension.is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.as_str()))
+}
+
+/// Inputs that are not files on this machine: they are handed to ffmpeg as they are.
+pub fn is_url(text: &str) -> bool {
+    ["rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://"]
+        .iter()
+        .any(|scheme| text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme))
+}
+
+/// An image sequence in ffmpeg's pattern syntax: `%d`, or `%0Nd` with a width.
+pub fn is_pattern(text: &str) -> bool {
+    text.match_indices('%').any(|(i, _)| {
+        let rest = &text[i + 1..];
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        rest[digits..].starts_with('d')
+    })
+}
+
+fn is_camera(text: &str) -> bool {
+    text.starts_with("/dev/video")
+}
+
+/// One decoded frame.
+pub struct Frame {
+    /// 1 for the stream's first frame, as OpenFace counts (and ffmpeg numbers extracted images).
+    pub number: u64,
+    /// Presentation time in seconds, when the stream has one.
+    pub timestamp: Option<f64>,
+    pub image: RgbImage,
+}
+
+/// What `showinfo` said about the next frame.
+struct FrameInfo {
+    index: u64,
+    timestamp: Option<f64>,
+    width: usize,
+    height: usize,
+}
+
+/// A running ffmpeg and the frames it decodes.
+pub struct Decoder {
+    child: Child,
+    pixels: ChildStdout,
+    infos: Receiver<FrameInfo>,
+    /// ffmpeg's error and warning lines, for the message when the stream ends badly.
+    problems: Arc<Mutex<Vec<String>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+    max_pixels: u64,
+    finished: bool,
+}
+
+impl Decoder {
+    /// Starts ffmpeg on `input`. Frames larger than `max_pixels` are refused as images are.
+    pub fn open(input: &Path, max_pixels: u64) -> anyhow::Result<Decoder> {
+        let text = input.to_string_lossy();
+        let mut command = Command::new(ffmpeg());
+        command.args(["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-copyts"]);
+        if is_camera(&text) {
+            command.args(["-f", "v4l2"]);
+        }
+        command.arg("-i").arg(input);
+        command.args(["-map", "0:v:0", "-vf", "showinfo", "-fps_mode", "passthrough"]);
+        command.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => anyhow::anyhow!(
+                "videos are decoded by ffmpeg, which was not found ({}): install it (`apt install ffmpeg`) or set \
+                 HRM_FFMPEG to its path",
+                ffmpeg().to_string_lossy()
+            ),
+            _ => anyhow::anyhow!("starting ffmpeg: {e}"),
+        })?;
+        let pixels = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, infos) = std::sync::mpsc::channel();
+        let problems = Arc::new(Mutex::new(Vec::new()));
+        let stderr_reader = {
+            let problems = problems.clone();
+            std::thread::spawn(move || read_log(stderr, sender, problems))
+        };
+        Ok(Decoder { child, pixels, infos, problems, stderr_reader: Some(stderr_reader), max_pixels, finished: false })
+    }
+
+    /// The next frame; None once the stream has ended cleanly. A stream that ends in an error (a
+    /// truncated or corrupt file, a camera that went away) gives every frame decoded before, then
+    /// the error, with what ffmpeg said.
+    pub fn next_frame(&mut self) -> anyhow::Result<Option<Frame>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let Ok(info) = self.infos.recv() else {
+            // ffmpeg closed its log: it has exited, or is about to.
+            self.finished = true;
+            return self.finish().map(|()| None);
+        };
+        let pixels = info.width as u64 * info.height as u64;
+        if pixels == 0 || pixels > self.max_pixels {
+            self.finished = true;
+            self.stop();
+            bail!(
+                "frame {} is {}x{}, {pixels} pixels, more than max_image_pixels ({}) allows",
+                info.index + 1,
+                info.width,
+                info.height,
+                self.max_pixels
+            );
+        }
+        let mut data = vec![0u8; info.width * info.height * 3];
+        if let Err(e) = self.pixels.read_exact(&mut data) {
+            self.finished = true;
+            self.finish()?;
+            bail!("ffmpeg stopped in the middle of frame {}: {e}", info.index + 1);
+        }
+        let image = RgbImage { width: info.width, height: info.height, data };
+        Ok(Some(Frame { number: info.index + 1, timestamp: info.timestamp, image }))
+    }
+
+    /// Waits for ffmpeg; an error if it failed or reported errors in the stream.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        // Whatever ffmpeg still writes is not wanted: drain it so that it can exit.
+        let _ = std::io::copy(&mut self.pixels, &mut std::io::sink());
+        let status = self.child.wait().context("waiting for ffmpeg")?;
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+        let problems = self.problems.lock().map(|p| p.clone()).unwrap_or_default();
+        let errors: Vec<&String> =
+            problems.iter().filter(|l| l.starts_with("error") || l.starts_with("fatal")).collect();
+        if status.success() && errors.is_empty() {
+            return Ok(());
+        }
+        let said = match errors.is_empty() {
+            true => problems.iter().rev().take(3).rev().cloned().collect::<Vec<_>>(),
+            false => errors.iter().take(3).map(|s| s.to_string()).collect(),
+        };
+        let said = said.join("; ");
+        match status.code() {
+            Some(0) => bail!("the stream is damaged: {said}"),
+            Some(code) if said.is_empty() => bail!("ffmpeg exited with status {code}"),
+            Some(code) => bail!("ffmpeg exited with status {code}: {said}"),
+            None => bail!("ffmpeg was killed"),
+        }
+    }
+
+    /// Stops ffmpeg (the frames wanted were read, or the stream is refused).
+    pub fn stop(&mut self) {
+        self.finished = true;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr_reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Decoder {
+    fn drop(&mut self) {
+        if self.stderr_reader.is_some() {
+            self.stop();
+        }
+    }
+}
+
+/// The ffmpeg to run: `HRM_FFMPEG`, else `ffmpeg` on the PATH.
+pub fn ffmpeg() -> std::ffi::OsString {
+    std::env::var_os("HRM_FFMPEG").unwrap_or_else(|| "ffmpeg".into())
+}
+
+/// Reads ffmpeg's log (`-loglevel level+info`): each `showinfo` frame line becomes a
+/// [`FrameInfo`]; warnings and errors are kept, as `level: message`.
+fn read_log(stderr: std::process::ChildStderr, infos: Sender<FrameInfo>, problems: Arc<Mutex<Vec<String>>>) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end();
+        if text.contains("Parsed_showinfo") {
+            if let Some(info) = parse_showinfo(text) {
+                if infos.send(info).is_err() {
+                    return;
+                }
+            }
+            continue;
+        }
+        for level in ["fatal", "error", "warning"] {
+            if let Some(at) = text.find(&format!("[{level}] ")) {
+                // `[matroska,webm @ 0x55d...] ` -> `matroska,webm:`
+                let source = text[..at].trim().trim_start_matches('[').trim_end_matches(']');
+                let source = source.split(" @ ").next().unwrap_or(source);
+                let message = text[at + level.len() + 3..].trim();
+                let message = match source.is_empty() {
+                    true => format!("{level}: {message}"),
+                    false => format!("{level}: {source}: {message}"),
+                };
+                if let Ok(mut problems) = problems.lock() {
+                    if problems.len() < 100 {
+                        problems.push(message);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `n:   3 pts:   1536 pts_time:0.12 ... s:640x480 ...` -> the frame's index, time and size.
+fn parse_showinfo(line: &str) -> Option<FrameInfo> {
+    let field = |name: &str| -> Option<&str> {
+        let at = line.find(&format!(" {name}:"))? + name.len() + 2;
+        line[at..].split_whitespace().next()
+    };
+    let index = field("n")?.parse().ok()?;
+    let timestamp = field("pts_time").and_then(|t| t.parse::<f64>().ok()).filter(|t| t.is_finite());
+    let (w, h) = field("s")?.split_once('x')?;
+    Some(FrameInfo { index, timestamp, width: w.parse().ok()?, height: h.parse().ok()? })
+}
+
+/// A time on the command line: seconds (`12.5`) or `[HH:]MM:SS[.frac]`.
+pub fn parse_time(text: &str) -> Result<f64, String> {
+    let bad = || format!("`{text}` is not a time: give seconds (12.5) or [HH:]MM:SS[.frac]");
+    let parts: Vec<&str> = text.split(':').collect();
+    if parts.len() > 3 {
+        return Err(bad());
+    }
+    let mut seconds = 0.0;
+    for (i, part) in parts.iter().enumerate() {
+        let value: f64 = part.parse().map_err(|_| bad())?;
+        if !(value.is_finite() && value >= 0.0) || (i > 0 && value >= 60.0) {
+            return Err(bad());
+        }
+        seconds = seconds * 60.0 + value;
+    }
+    Ok(seconds)
+}
+
+/// How many frames a file holds, and so how long the run will take, when ffprobe can tell
+/// quickly (for the progress bar only).
+pub fn frame_count_hint(input: &Path) -> Option<u64> {
+    if !input.is_file() {
+        return None;
+    }
+    let ffprobe = std::env::var_os("HRM_FFPROBE").unwrap_or_else(|| "ffprobe".into());
+    let output = Command::new(ffprobe)
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=nb_frames", "-of", "csv=p=0"])
+        .arg(input)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn showinfo_lines_give_index_time_and_size() {
+        let line = "[Parsed_showinfo_0 @ 0x5] [info] n:  12 pts:   6144 pts_time:0.48    pos:  48 fmt:yuv420p \
+                    sar:1/1 s:320x240 i:P iskey:0 type:P checksum:7C4FC346";
+        let info = parse_showinfo(line).unwrap();
+        assert_eq!((info.index, info.timestamp, info.width, info.height), (12, Some(0.48), 320, 240));
+        let none = "[Parsed_showinfo_0 @ 0x5] [info] n:   0 pts:NOPTS pts_time:NOPTS pos: -1 fmt:rgb24 s:8x4 i:P";
+        assert_eq!(parse_showinfo(none).map(|i| (i.index, i.timestamp)), Some((0, None)));
+        assert!(parse_showinfo("[Parsed_showinfo_0 @ 0x5] [info] config in time_base: 1/12800").is_none());
+    }
+
+    #[test]
+    fn inputs_are_streams_by_extension_pattern_device_or_url() {
+        for stream in ["a/b.MP4", "x.mkv", "frames/%06d.png", "f%d.jpg", "/dev/video0", "rtsp://cam/1", "HTTP://h/v"] {
+            assert!(is_stream(Path::new(stream)), "{stream}");
+        }
+        for image in ["a.jpg", "100%.png", "http:/x.png", "video.png"] {
+            assert!(!is_stream(Path::new(image)), "{image}");
+        }
+    }
+
+    #[test]
+    fn times_are_seconds_or_clock_notation() {
+        assert_eq!(parse_time("12.5"), Ok(12.5));
+        assert_eq!(parse_time("01:02"), Ok(62.0));
+        assert_eq!(parse_time("1:00:02.5"), Ok(3602.5));
+        for bad in ["", "-1", "1:60", "a", "1:2:3:4", "inf"] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
+    }
+}
