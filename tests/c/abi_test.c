@@ -137,10 +137,19 @@ static void test_runtime_misuse(const char *good_package, const char *bad_packag
     snprintf(text, sizeof text, "model = \"%s\"\n[detector]\nmodel = \"/nonexistent/yunet.onnx\"\n", good_package);
     expect("runtime with a missing face detector", hrm_runtime_new_from_string(text, NULL, &runtime), HRM_ERROR_MODEL,
            "/nonexistent/yunet.onnx");
+    snprintf(text, sizeof text, "model = \"%s\"\n[atypicality]\nmodel = \"/nonexistent/gru\"\n", good_package);
+    expect("runtime with a missing atypicality package", hrm_runtime_new_from_string(text, NULL, &runtime),
+           HRM_ERROR_MODEL, "/nonexistent/gru");
+    expect("runtime with a bad smoothing", hrm_runtime_new_from_string("[stream]\nsmoothing = \"kalman\"\n", NULL, &runtime),
+           HRM_ERROR_CONFIG, "kalman");
     CHECK(runtime == sentinel, "a failed hrm_runtime_new_* wrote its out-parameter");
 
     hrm_detector *detector = NULL;
     expect("detector from a NULL runtime", hrm_detector_new(NULL, &detector), HRM_ERROR_INVALID_ARGUMENT, "runtime");
+    hrm_stream *stream = NULL;
+    expect("stream from a NULL runtime", hrm_stream_new(NULL, &stream), HRM_ERROR_INVALID_ARGUMENT, "runtime");
+    expect("reset of a NULL stream", hrm_stream_reset(NULL), HRM_ERROR_INVALID_ARGUMENT, "stream");
+    CHECK(stream == NULL, "a failed hrm_stream_new wrote its out-parameter");
     const char *const *ids = NULL;
     size_t count = 0;
     expect("AU ids of a NULL runtime", hrm_runtime_au_ids(NULL, &ids, &count), HRM_ERROR_INVALID_ARGUMENT, "runtime");
@@ -155,6 +164,7 @@ static void test_runtime_misuse(const char *good_package, const char *bad_packag
 
     hrm_runtime_free(NULL);
     hrm_detector_free(NULL);
+    hrm_stream_free(NULL);
     hrm_result_free(NULL);
     hrm_bitmap_free(NULL);
     printf("ok   every _free accepts NULL\n");
@@ -284,6 +294,10 @@ static void test_photo(hrm_detector *detector, const char *path, size_t expected
     expect("hrm_result_timestamp", hrm_result_timestamp(result, &timestamp), HRM_OK, NULL);
     CHECK(timestamp == 1234567890123, "timestamp %lld", (long long)timestamp);
     test_result_misuse(result);
+    for (size_t i = 0; i < count; i++) {
+        hrm_face face = face_at(result, i);
+        CHECK(face.track_id == -1 && isnan(face.atypicality), "a detector's face has no track or score");
+    }
 
     /* The same pixels as BGRA with padded rows, and upside down with HRM_IMAGE_BOTTOM_UP. */
     size_t w = image.width, h = image.height, bgra_stride = w * 4 + 12;
@@ -464,6 +478,58 @@ static void test_aligned_only(const char *good_package, const char *photo) {
     hrm_runtime_free(runtime);
 }
 
+/* A stream fed one photograph as three frames: each face keeps its track id; timestamps may not
+ * go back until a reset, after which the faces start new tracks. No [atypicality] model: NaN. */
+static void test_stream(hrm_runtime *runtime, const char *path, size_t expected_faces) {
+    hrm_stream *stream = NULL;
+    hrm_bitmap *bitmap = NULL;
+    expect("hrm_stream_new", hrm_stream_new(runtime, &stream), HRM_OK, NULL);
+    expect("stream with a NULL out", hrm_stream_new(runtime, NULL), HRM_ERROR_INVALID_ARGUMENT, "out");
+    expect(path, hrm_bitmap_load(path, &bitmap), HRM_OK, NULL);
+    if (stream == NULL || bitmap == NULL) {
+        hrm_stream_free(stream);
+        hrm_bitmap_free(bitmap);
+        return;
+    }
+    hrm_image image = image_of(bitmap);
+    hrm_result *result = NULL;
+    for (int64_t frame = 0; frame < 3; frame++) {
+        image.timestamp = 1000000 + frame * 40000;
+        expect("hrm_stream_push", hrm_stream_push(stream, &image, &result), HRM_OK, NULL);
+        size_t count = face_count(result);
+        CHECK(count == expected_faces, "stream frame %lld: %zu faces, expected %zu", (long long)frame, count,
+              expected_faces);
+        for (size_t i = 0; i < count; i++) {
+            hrm_face face = face_at(result, i);
+            CHECK(face.track_id >= 0 && face.track_id < (int64_t)expected_faces, "frame %lld face %zu: track %lld",
+                  (long long)frame, i, (long long)face.track_id);
+            CHECK(isnan(face.atypicality), "no [atypicality] model, yet a score %f", face.atypicality);
+        }
+        hrm_result_free(result);
+        result = NULL;
+    }
+    hrm_result *sentinel = (hrm_result *)(void *)&image;
+    result = sentinel;
+    image.timestamp = 0;
+    expect("a timestamp before the previous frame's", hrm_stream_push(stream, &image, &result),
+           HRM_ERROR_INVALID_ARGUMENT, "timestamp 0 us is before the previous frame's (1080000 us)");
+    CHECK(result == sentinel, "a failed hrm_stream_push wrote its out-parameter");
+    expect("push to a NULL stream", hrm_stream_push(NULL, &image, &result), HRM_ERROR_INVALID_ARGUMENT, "stream");
+    expect("push a NULL image", hrm_stream_push(stream, NULL, &result), HRM_ERROR_INVALID_ARGUMENT, "image");
+    expect("push with a NULL out", hrm_stream_push(stream, &image, NULL), HRM_ERROR_INVALID_ARGUMENT, "out");
+    expect("hrm_stream_reset", hrm_stream_reset(stream), HRM_OK, NULL);
+    expect("an early timestamp after a reset", hrm_stream_push(stream, &image, &result), HRM_OK, NULL);
+    for (size_t i = 0; result != sentinel && i < face_count(result); i++) {
+        hrm_face face = face_at(result, i);
+        CHECK(face.track_id >= (int64_t)expected_faces, "after a reset, new track ids: %lld", (long long)face.track_id);
+    }
+    if (result != sentinel) {
+        hrm_result_free(result);
+    }
+    hrm_stream_free(stream);
+    hrm_bitmap_free(bitmap);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s CONFIG.toml GOOD_PACKAGE BAD_HASH_PACKAGE PHOTO:FACES...\n", argv[0]);
@@ -488,6 +554,7 @@ int main(int argc, char **argv) {
             if (colon != NULL) {
                 *colon = '\0';
                 test_photo(detector, path, (size_t)strtoul(colon + 1, NULL, 10));
+                test_stream(runtime, path, (size_t)strtoul(colon + 1, NULL, 10));
             }
         }
         test_small_frames(detector);

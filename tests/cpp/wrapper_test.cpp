@@ -112,6 +112,22 @@ int main(int argc, char **argv) {
     CHECK(aligned.size() == 3);
     CHECK(aligned[0].score == 1.0f && aligned[2].bbox[2] == static_cast<float>(rgb.width));
     expect_error("empty aligned batch", HRM_ERROR_INVALID_ARGUMENT, "count", [&] { detector.detect_aligned({}); });
+    for (const hrm::Face &face : result) CHECK(face.track_id == -1 && std::isnan(face.atypicality));
+
+    // A stream: the same photograph twice keeps each face's track; time may not go back.
+    hrm::Stream stream(runtime);
+    hrm::Result first_frame = stream.push(photo.image(1000));
+    hrm::Result second_frame = stream.push(photo.image(41000));
+    CHECK(first_frame.size() == expected_faces && second_frame.size() == expected_faces);
+    for (size_t i = 0; i < first_frame.size() && i < second_frame.size(); i++) {
+        CHECK(first_frame[i].track_id >= 0 && first_frame[i].track_id == second_frame[i].track_id);
+        CHECK(std::isnan(second_frame[i].atypicality));
+    }
+    expect_error("a stream's time going back", HRM_ERROR_INVALID_ARGUMENT, "timestamp",
+                 [&] { stream.push(photo.image(0)); });
+    stream.reset();
+    hrm::Result after_reset = stream.push(photo.image(0));
+    for (const hrm::Face &face : after_reset) CHECK(face.track_id >= static_cast<int64_t>(expected_faces));
 
     if (failures > 0) {
         std::fprintf(stderr, "%d checks failed\n", failures);

@@ -59,6 +59,30 @@ static class HrmMonoTest
                     Console.Error.WriteLine("FAIL {0}: bottom-up RGBA gives other AUs", args[p]);
                     failures++;
                 }
+                foreach (var f in faces)
+                    if (f.TrackId != -1 || !float.IsNaN(f.Atypicality))
+                    {
+                        Console.Error.WriteLine("FAIL {0}: a detector's face has track {1}", args[p], f.TrackId);
+                        failures++;
+                    }
+
+                // A stream of the photograph twice: each face keeps its track; no [atypicality], no score.
+                using (var stream = new HrmStream(runtime))
+                {
+                    var first = stream.Push(photo.Pixels, photo.Width, photo.Height, HrmPixelFormat.Rgb8, 0);
+                    var second = stream.Push(photo.Pixels, photo.Width, photo.Height, HrmPixelFormat.Rgb8, 40000);
+                    bool tracked = first.Length == faces.Length && second.Length == faces.Length;
+                    for (int i = 0; tracked && i < faces.Length; i++)
+                        tracked &= first[i].TrackId >= 0 && first[i].TrackId == second[i].TrackId && float.IsNaN(second[i].Atypicality);
+                    stream.Reset();
+                    var afterReset = stream.Push(photo.Pixels, photo.Width, photo.Height, HrmPixelFormat.Rgb8, 0);
+                    foreach (var f in afterReset) tracked &= f.TrackId >= faces.Length;
+                    if (!tracked)
+                    {
+                        Console.Error.WriteLine("FAIL {0}: stream tracks", args[p]);
+                        failures++;
+                    }
+                }
             }
             try
             {

@@ -19,7 +19,7 @@ namespace UnityEngine
         public Color32[] GetPixels32(Color32[] colors) => colors;
     }
     public static class Application { public static string streamingAssetsPath => ""; }
-    public static class Time { public static float time => 0; }
+    public static class Time { public static float time => 0; public static float realtimeSinceStartup => 0; }
     public static class Screen { public static int height => 0; }
     public static class GUI { public static void Label(Rect position, string text) { } }
     public sealed class TooltipAttribute : System.Attribute { public TooltipAttribute(string tooltip) { } }

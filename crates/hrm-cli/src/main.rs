@@ -5,6 +5,7 @@ mod backends;
 mod bench;
 mod detect;
 mod info;
+mod parallel;
 mod plot;
 mod video;
 
@@ -146,6 +147,15 @@ impl BackendArgs {
 /// The backends `config` can use: tract, built in, then every plugin found (see `hrm backends`).
 pub fn registry(config: &Config) -> hrm_core::BackendRegistry {
     hrm_core::plugin::with_plugins(hrm_tract::registry(), config)
+}
+
+/// The threads each of `jobs` pipelines gets: `threads = 0` (all cores) shared out among them,
+/// so that frames in flight do not fight over the cores; a number set by the user is kept.
+pub fn threads_per_job(threads: usize, jobs: u64) -> usize {
+    match threads {
+        0 => (std::thread::available_parallelism().map_or(1, |n| n.get()) / jobs.max(1) as usize).max(1),
+        n => n,
+    }
 }
 
 /// Says on stderr where a backend did not run a model on its first choice of device.

@@ -251,6 +251,64 @@ fn parse_showinfo(line: &str) -> Option<FrameInfo> {
     Some(FrameInfo { index, timestamp, width: w.parse().ok()?, height: h.parse().ok()? })
 }
 
+/// Which frames of a stream to run: those from `start` to before `end` (seconds), and of those
+/// the first and every `every`th after it. Frames keep their numbers.
+#[derive(Clone, Copy)]
+pub struct Selection {
+    pub every: u64,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+}
+
+impl Selection {
+    pub const ALL: Selection = Selection { every: 1, start: None, end: None };
+
+    /// The frames of `decoder` this selection keeps.
+    pub fn frames(self, decoder: &mut Decoder) -> SelectedFrames<'_> {
+        SelectedFrames { decoder, selection: self, kept: 0, error: None }
+    }
+}
+
+/// The frames a [`Selection`] keeps, decoded as they are asked for. A decoding error ends them
+/// and waits in `error`, so that the frames before it are run first.
+pub struct SelectedFrames<'a> {
+    decoder: &'a mut Decoder,
+    selection: Selection,
+    /// Frames in the time range seen so far.
+    kept: u64,
+    pub error: Option<anyhow::Error>,
+}
+
+impl Iterator for SelectedFrames<'_> {
+    type Item = Frame;
+
+    fn next(&mut self) -> Option<Frame> {
+        let Selection { every, start, end } = self.selection;
+        loop {
+            let frame = match self.decoder.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.error = Some(e);
+                    return None;
+                }
+            };
+            let time = frame.timestamp;
+            if start.is_some_and(|start| time.is_some_and(|t| t < start)) {
+                continue;
+            }
+            if end.is_some_and(|end| time.is_some_and(|t| t >= end)) {
+                self.decoder.stop();
+                return None;
+            }
+            self.kept += 1;
+            if (self.kept - 1).is_multiple_of(every) {
+                return Some(frame);
+            }
+        }
+    }
+}
+
 /// A time on the command line: seconds (`12.5`) or `[HH:]MM:SS[.frac]`.
 pub fn parse_time(text: &str) -> Result<f64, String> {
     let bad = || format!("`{text}` is not a time: give seconds (12.5) or [HH:]MM:SS[.frac]");

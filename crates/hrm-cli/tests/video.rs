@@ -357,3 +357,22 @@ fn bench_reports_a_videos_frames_per_second() {
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("10 frames of 320x240, 0 faces:") && text.contains("fps end to end"), "{text}");
 }
+
+#[test]
+fn an_hrm_package_gives_the_same_aus_two_frames_at_a_time_as_one_and_as_images() {
+    let v = videos();
+    let package = repo().join("tests/fixtures/packages/resnet_basic");
+    // Two frames in flight on one thread each, one frame on both threads, the PNGs on both threads.
+    let (parallel, output) = detect(&["--model", path(&package), path(&v.crossing)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (serial, _) = detect(&["--model", path(&package), "--jobs", "1", path(&v.crossing)]);
+    let (images, _) = detect(&["--model", path(&package), path(&v.frames)]);
+    assert_eq!((parallel.len(), serial.len(), images.len()), (parallel.len(), parallel.len(), parallel.len()));
+    let faces = parallel.iter().filter(|r| r["aus"].is_object()).count();
+    assert!(faces >= 50, "{faces}");
+    for ((p, s), i) in parallel.iter().zip(&serial).zip(&images) {
+        assert_eq!((&p["frame"], &p["track"]), (&s["frame"], &s["track"]));
+        assert_eq!(p["aus"], s["aus"], "frame {}: two at a time vs one", p["frame"]);
+        assert_eq!(p["aus"], i["aus"], "frame {}: video vs image", p["frame"]);
+    }
+}

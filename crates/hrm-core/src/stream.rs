@@ -59,16 +59,6 @@ impl Stream {
         Stream { pipeline, tracker, config, thresholds, atypicality, tracks: HashMap::new() }
     }
 
-    /// The pipeline, to keep crops or reach the AU model.
-    pub fn pipeline(&mut self) -> &mut Pipeline {
-        &mut self.pipeline
-    }
-
-    /// Whether rows carry an atypicality score once a track has enough frames.
-    pub fn scores_atypicality(&self) -> bool {
-        self.atypicality.is_some()
-    }
-
     /// Forgets every track (a cut, another camera); track ids go on increasing, never reused.
     pub fn reset(&mut self) {
         self.tracker.reset();
@@ -79,7 +69,14 @@ impl Stream {
     /// gives them, each with its `track_id`, smoothed AUs when configured, and `atypicality`
     /// once its track has a full window of frames with AUs.
     pub fn push(&mut self, frame: &ImageView<'_>, timestamp: f64) -> Result<Vec<FaceResult>> {
-        let mut faces = self.pipeline.process(frame)?;
+        let faces = self.pipeline.process(frame)?;
+        self.track(faces, timestamp)
+    }
+
+    /// The part of [`Stream::push`] after the pipeline: the next frame's faces, as a pipeline of
+    /// the same runtime found them (on another thread, say), get their tracks, smoothing and
+    /// scores. Frames must come in order.
+    pub fn track(&mut self, mut faces: Vec<FaceResult>, timestamp: f64) -> Result<Vec<FaceResult>> {
         let boxes: Vec<_> = faces.iter().map(|f| f.face.clone()).collect();
         let ids = self.tracker.update(&boxes);
         let live = self.tracker.live();

@@ -613,3 +613,75 @@ fn onnxruntime_from_c_gives_tracts_aus() {
     eprintln!("frames, built-in estimator: max |onnxruntime - tract| = {worst:.2e}");
     assert!(worst <= 2e-3, "{worst}");
 }
+
+/// tests/c/stream.c: the frames of a moving face (made by ffmpeg from a shared photograph) pushed
+/// into an `hrm_stream` with the atypicality fixture; every face's track, box, AUs and score equal
+/// hrm-core's own stream on the same frames, and the score appears from the 15th frame on.
+#[test]
+fn a_stream_from_c_tracks_and_scores_as_hrm_core_does() {
+    let install = install();
+    let dir = tempfile::tempdir().unwrap();
+    let (width, height, fps, count) = (640usize, 480usize, 10.0, 20usize);
+    let frames = dir.path().join("frames.rgb");
+    let output = Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=640x480:r=10"])
+        .arg("-i")
+        .arg(photo("0-f1-su-ph.jpg"))
+        .args(["-filter_complex", "[1:v]scale=200:200[f];[0:v][f]overlay=x='40+200*t':y=120", "-frames:v", "20"])
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24"])
+        .arg(&frames)
+        .output()
+        .expect("ffmpeg runs (apt install ffmpeg)");
+    assert_success("ffmpeg", &output);
+    let gru = dir.path().join("atypicality");
+    let options = hrm_convert::ConvertOptions { fixture: true, ..Default::default() };
+    hrm_convert::convert(&repo().join("tests/fixtures/atypicality_gru.pth"), &gru, &options).unwrap();
+
+    let exe = install.compile("cc", "-std=c11", &repo().join("tests/c/stream.c"), &[]);
+    let args = [gru.display().to_string(), frames.display().to_string(), width.to_string(), height.to_string()];
+    let output = install.command(exe).args(args).arg("10").output().unwrap();
+    assert_success("tests/c/stream.c", &output);
+    let printed = stdout(&output);
+
+    let config =
+        Config::from_toml(&format!("[atypicality]\nmodel = {:?}\n", gru.display().to_string()), Path::new("x"));
+    let runtime = Runtime::load(config.unwrap(), &hrm_tract::registry()).unwrap();
+    let mut stream = runtime.stream().unwrap();
+    let bytes = std::fs::read(&frames).unwrap();
+    assert_eq!(bytes.len(), width * height * 3 * count);
+    let mut lines = printed.lines();
+    let mut scored = 0;
+    for (n, pixels) in bytes.chunks(width * height * 3).enumerate() {
+        let image = hrm_core::RgbImage { width, height, data: pixels.to_vec() };
+        let faces = stream.push(&image.view(), n as f64 / fps).unwrap();
+        assert_eq!(lines.next(), Some(format!("frame {} faces {}", n + 1, faces.len()).as_str()));
+        assert_eq!(faces.len(), 1, "frame {}: one face", n + 1);
+        for (i, face) in faces.iter().enumerate() {
+            let line = lines.next().unwrap();
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(&fields[..4], ["face", &i.to_string(), "track", &face.track_id.unwrap().to_string()], "{line}");
+            let score: f32 = fields[5].parse().unwrap();
+            match face.atypicality {
+                Some(want) => {
+                    assert!((score - want).abs() <= 1e-5, "frame {}: score {score} vs {want}", n + 1);
+                    scored += 1;
+                }
+                None => assert!(score.is_nan(), "frame {}: a score before 15 frames", n + 1),
+            }
+            for (k, value) in fields[7..11].iter().enumerate() {
+                assert!((value.parse::<f32>().unwrap() - face.face.bbox[k]).abs() <= 1e-3, "{line}");
+            }
+            for (a, p) in face.aus.probabilities.iter().enumerate() {
+                let au = lines.next().unwrap();
+                let printed: f32 = au.split_whitespace().nth(2).unwrap().parse().unwrap();
+                assert!(
+                    printed == *p || (printed - p).abs() <= 1e-6 || (printed.is_nan() && p.is_nan()),
+                    "{au} vs {p}"
+                );
+                assert!(au.ends_with(&format!(" {}", u8::from(face.aus.present[a]))), "{au}");
+            }
+        }
+    }
+    assert_eq!(lines.next(), None);
+    assert_eq!(scored, count - 14, "a score from the 15th frame on");
+}
