@@ -216,7 +216,8 @@ typedef struct hrm_face {
   // `[stream] max_missing` frames near where it left); -1 outside streams. A library older
   // than this field leaves it as the caller set it: set it to -1 first.
   int64_t track_id;
-  // HRM's atypicality score (about 1 to 5) of the track's last 15 frames, once it has 15 and
+  // HRM's atypicality score (about 1 to 5) of the track's last window of frames (the package's
+  // `window`: 15 for HRM's regressor), once it has that many and
   // the runtime has an `[atypicality] model`; NaN otherwise.
   float atypicality;
 } hrm_face;
@@ -474,7 +475,7 @@ hrm_status hrm_stream_new(const struct hrm_runtime *runtime, struct hrm_stream *
 // The stream's next frame. `image->timestamp` is its time in microseconds and must not be
 // earlier than the previous frame's (`HRM_ERROR_INVALID_ARGUMENT`; call `hrm_stream_reset`
 // to start over). As `hrm_detect_frame`, plus per face `track_id` and `atypicality` (a score
-// once the face's track has 15 frames with AUs, NaN before and without an `[atypicality]
+// once the face's track has a window of frames with AUs (15 for HRM's regressor), NaN before and without an `[atypicality]
 // model`), and AU probabilities smoothed over the track when `[stream] smoothing` says so.
 //
 // `image` is read during the call only. On success `*out` owns a new result: free it with

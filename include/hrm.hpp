@@ -115,7 +115,7 @@ struct Face {
     Span<const char *> blendshape_names;
     /// The face's track in a Stream (-1 from a Detector).
     int64_t track_id;
-    /// HRM's atypicality score of the track's last 15 frames; NaN until then and without an
+    /// HRM's atypicality score of the track's last window (15 frames); NaN until then and without an
     /// `[atypicality] model`.
     float atypicality;
 };

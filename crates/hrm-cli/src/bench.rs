@@ -145,7 +145,7 @@ fn video_fps(video: &std::path::Path, config: Config, jobs: u64) -> anyhow::Resu
     let registry = crate::registry(&config);
     let runtime = Runtime::load(config, &registry)?;
     crate::report_fallbacks(&runtime);
-    let mut stream = runtime.stream()?;
+    let mut tracks = runtime.tracks();
     let atypicality = if runtime.atypicality().is_some() { " + atypicality" } else { "" };
     let mesh = if runtime.has_mesh() { " + face mesh" } else { "" };
     crate::print(&format!(
@@ -154,12 +154,7 @@ fn video_fps(video: &std::path::Path, config: Config, jobs: u64) -> anyhow::Resu
         runtime.package().manifest.name,
         placement_text(&runtime, "au model"),
     ))?;
-    let workers = (0..jobs.max(1))
-        .map(|_| {
-            let mut pipeline = runtime.pipeline()?;
-            Ok(move |frame: &crate::video::Frame| pipeline.process(&frame.image.view()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let workers = crate::parallel::frame_workers(&runtime, jobs, false)?;
     let mut decoder = crate::video::Decoder::open(video, runtime.config().max_image_pixels)?;
     let mut frames = crate::video::Selection::ALL.frames(&mut decoder);
     let (mut count, mut faces, mut size) = (0usize, 0usize, (0, 0));
@@ -167,7 +162,7 @@ fn video_fps(video: &std::path::Path, config: Config, jobs: u64) -> anyhow::Resu
     let (mut first, mut after_first) = (0.0, start);
     crate::parallel::in_order(workers, &mut frames, |frame, found| {
         let seconds = frame.timestamp.unwrap_or(count as f64 / 30.0);
-        faces += stream.track(found?, seconds)?.len();
+        faces += tracks.track(found?, seconds)?.len();
         if count == 0 {
             (first, after_first) = (start.elapsed().as_secs_f64(), Instant::now());
             size = (frame.image.width, frame.image.height);

@@ -189,11 +189,15 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let batch_budget = config.max_batch_pixels();
     let mut decoded: Vec<Decoded> = Vec::new();
     let mut decoded_pixels = 0u64;
+    // One set of tracks for the run, reset between streams: track ids are unique within a run,
+    // so rows (and `hrm atypicality` on a CSV of several videos) never mix two videos' faces.
+    let mut tracks = runtime.tracks();
     let selection = crate::video::Selection { every: args.every, start: args.start, end: args.end };
     let last_image = files.iter().rposition(|f| !crate::video::is_stream(f));
     for (index, path) in files.iter().enumerate() {
         if crate::video::is_stream(path) {
-            let frames = run_stream(&runtime, path, &selection, &mut sink, &args, &mut report)?;
+            tracks.reset();
+            let frames = run_stream(&runtime, &mut tracks, path, &selection, &mut sink, &args, &mut report)?;
             counts.frames += frames.frames;
             counts.faces += frames.faces;
             continue;
@@ -205,13 +209,13 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => report(e.to_string()), // decoding errors name the file
         }
+        progress.inc(1);
         if !(Some(index) == last_image || decoded.len() >= batch_size || decoded_pixels >= batch_budget) {
             continue;
         }
         counts.faces += mode.run(&decoded, &mut sink, au_set, args.save_aligned.as_deref(), &mut report)?;
         decoded.clear();
         decoded_pixels = 0;
-        progress.inc(1);
     }
     progress.finish_and_clear();
     sink.finish()?;
@@ -247,11 +251,13 @@ struct Counts {
     faces: usize,
 }
 
-/// Runs every selected frame of one video or stream through a stream of its own (track ids start
-/// at 0 for each) and writes a row per face, or per frame without a face, as each frame is done.
-/// A stream that fails part-way keeps the rows of the frames before, and is reported.
+/// Runs every selected frame of one video or stream through `args.jobs` pipelines, follows its
+/// faces with `tracks` in frame order, and writes a row per face, or per frame without a face, as
+/// each frame is done. A stream that fails part-way keeps the rows of the frames before, and is
+/// reported.
 fn run_stream(
     runtime: &Runtime,
+    tracks: &mut hrm_core::stream::Tracks,
     path: &Path,
     selection: &crate::video::Selection,
     sink: &mut Sink,
@@ -259,7 +265,6 @@ fn run_stream(
     report: &mut dyn FnMut(String),
 ) -> anyhow::Result<Counts> {
     let name = path_text(path);
-    let mut stream = runtime.stream()?;
     let mut decoder = match crate::video::Decoder::open(path, runtime.config().max_image_pixels) {
         Ok(decoder) => decoder,
         Err(e) => {
@@ -280,19 +285,13 @@ fn run_stream(
     progress.set_message(name.clone());
     let au_set = runtime.aus();
     let mut counts = Counts::default();
-    let workers = (0..args.jobs.max(1))
-        .map(|_| {
-            let mut pipeline = runtime.pipeline()?;
-            pipeline.keep_crops(args.save_aligned.is_some());
-            Ok(move |frame: &crate::video::Frame| pipeline.process(&frame.image.view()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let workers = crate::parallel::frame_workers(runtime, args.jobs, args.save_aligned.is_some())?;
     let mut frames = selection.frames(&mut decoder);
     crate::parallel::in_order(workers, &mut frames, |frame, faces| {
         progress.set_position(frame.number);
         let time = frame.timestamp;
         let seconds = time.unwrap_or((frame.number - 1) as f64 / 30.0);
-        let faces = match faces.and_then(|faces| stream.track(faces, seconds)) {
+        let faces = match faces.and_then(|faces| tracks.track(faces, seconds)) {
             Ok(faces) => faces,
             Err(e) => {
                 progress.suspend(|| report(format!("{name}: frame {}: {e}", frame.number)));
@@ -542,8 +541,8 @@ fn collect_inputs(inputs: &[PathBuf], failures: &mut Vec<String>) -> Inputs {
     for input in inputs {
         // Cameras, URLs and image sequence patterns go to ffmpeg as they are.
         let text = input.to_string_lossy();
-        let camera = text.starts_with("/dev/video") && !std::fs::metadata(input).is_ok_and(|m| m.is_dir());
-        if crate::video::is_url(&text) || crate::video::is_pattern(&text) || camera {
+        let pattern = crate::video::is_pattern(&text) && std::fs::metadata(input).is_err();
+        if crate::video::is_url(&text) || crate::video::is_camera(&text) || pattern {
             found.files.push(input.clone());
             continue;
         }

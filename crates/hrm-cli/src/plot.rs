@@ -111,7 +111,6 @@ fn read_tracks(path: &Path, only: &[String]) -> anyhow::Result<(Vec<String>, Tra
                 series.push(value.as_f64().map_or(f32::NAN, |v| v as f32));
             }
         }
-        samples.atypicality.resize(position, f32::NAN);
         samples.atypicality.push(row.get("atypicality").and_then(|a| a.as_f64()).map_or(f32::NAN, |v| v as f32));
     }
     if tracks.is_empty() {

@@ -21,11 +21,11 @@ pub const VIDEO_EXTENSIONS: [&str; 16] =
     ["mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "mts", "m2ts", "wmv", "flv", "3gp", "ogv", "gif"];
 
 /// Whether an input is a stream for ffmpeg rather than a still image: a video file (by its
-/// extension), an image sequence pattern (`frames/%06d.png`), a V4L2 camera (`/dev/video0`), or a
-/// URL (`rtsp://`, `http://`, ...).
+/// extension), an image sequence pattern (`frames/%06d.png`, when no such file exists), a V4L2
+/// camera (`/dev/video0`), or a URL (`rtsp://`, `http://`, ...).
 pub fn is_stream(input: &Path) -> bool {
     let text = input.to_string_lossy();
-    if is_url(&text) || is_pattern(&text) || is_camera(&text) {
+    if is_url(&text) || is_camera(&text) || (is_pattern(&text) && std::fs::metadata(input).is_err()) {
         return true;
     }
     let extension = input.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
@@ -34,9 +34,9 @@ pub fn is_stream(input: &Path) -> bool {
 
 /// Inputs that are not files on this machine: they are handed to ffmpeg as they are.
 pub fn is_url(text: &str) -> bool {
-    ["rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://"]
-        .iter()
-        .any(|scheme| text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme))
+    ["rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://"].iter().any(|scheme| {
+        text.len() > scheme.len() && text.as_bytes()[..scheme.len()].eq_ignore_ascii_case(scheme.as_bytes())
+    })
 }
 
 /// An image sequence in ffmpeg's pattern syntax: `%d`, or `%0Nd` with a width.
@@ -48,8 +48,9 @@ pub fn is_pattern(text: &str) -> bool {
     })
 }
 
-fn is_camera(text: &str) -> bool {
-    text.starts_with("/dev/video")
+/// A V4L2 camera (not a folder that happens to be named so).
+pub fn is_camera(text: &str) -> bool {
+    text.starts_with("/dev/video") && !Path::new(text).is_dir()
 }
 
 /// One decoded frame.
@@ -69,15 +70,38 @@ struct FrameInfo {
     height: usize,
 }
 
+/// ffmpeg's warnings and errors, for the message when a stream ends badly: every error (the
+/// first 20) and the last few lines of either kind.
+#[derive(Default)]
+struct Problems {
+    errors: Vec<String>,
+    recent: std::collections::VecDeque<String>,
+}
+
+impl Problems {
+    fn add(&mut self, level: &str, message: String) {
+        if level != "warning" && self.errors.len() < 20 {
+            self.errors.push(message.clone());
+        }
+        if self.recent.len() == 3 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(message);
+    }
+}
+
 /// A running ffmpeg and the frames it decodes.
 pub struct Decoder {
     child: Child,
     pixels: ChildStdout,
-    infos: Receiver<FrameInfo>,
-    /// ffmpeg's error and warning lines, for the message when the stream ends badly.
-    problems: Arc<Mutex<Vec<String>>>,
+    /// Each frame's line from the log, or a frame line that could not be read.
+    infos: Receiver<Result<FrameInfo, String>>,
+    problems: Arc<Mutex<Problems>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
     max_pixels: u64,
+    /// Frames read so far, and the size of the first.
+    decoded: u64,
+    size: Option<(usize, usize)>,
     finished: bool,
 }
 
@@ -91,7 +115,7 @@ impl Decoder {
             command.args(["-f", "v4l2"]);
         }
         command.arg("-i").arg(input);
-        command.args(["-map", "0:v:0", "-vf", "showinfo", "-fps_mode", "passthrough"]);
+        command.args(["-map", "0:v:0", "-vf", "showinfo"]).args(passthrough());
         command.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]);
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().map_err(|e| match e.kind() {
@@ -105,12 +129,22 @@ impl Decoder {
         let pixels = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let (sender, infos) = std::sync::mpsc::channel();
-        let problems = Arc::new(Mutex::new(Vec::new()));
+        let problems = Arc::new(Mutex::new(Problems::default()));
         let stderr_reader = {
             let problems = problems.clone();
             std::thread::spawn(move || read_log(stderr, sender, problems))
         };
-        Ok(Decoder { child, pixels, infos, problems, stderr_reader: Some(stderr_reader), max_pixels, finished: false })
+        Ok(Decoder {
+            child,
+            pixels,
+            infos,
+            problems,
+            stderr_reader: Some(stderr_reader),
+            max_pixels,
+            decoded: 0,
+            size: None,
+            finished: false,
+        })
     }
 
     /// The next frame; None once the stream has ended cleanly. A stream that ends in an error (a
@@ -120,57 +154,83 @@ impl Decoder {
         if self.finished {
             return Ok(None);
         }
-        let Ok(info) = self.infos.recv() else {
-            // ffmpeg closed its log: it has exited, or is about to.
-            self.finished = true;
-            return self.finish().map(|()| None);
+        let info = match self.infos.recv() {
+            Ok(Ok(info)) => info,
+            Ok(Err(line)) => {
+                return Err(self.refuse(format!("ffmpeg's line about a frame could not be read: `{line}`")))
+            }
+            Err(_) => {
+                // ffmpeg closed its log: it has exited, or is about to.
+                self.finished = true;
+                return self.finish().map(|()| None);
+            }
         };
-        let pixels = info.width as u64 * info.height as u64;
-        if pixels == 0 || pixels > self.max_pixels {
-            self.finished = true;
-            self.stop();
-            bail!(
-                "frame {} is {}x{}, {pixels} pixels, more than max_image_pixels ({}) allows",
-                info.index + 1,
-                info.width,
-                info.height,
-                self.max_pixels
-            );
+        let number = self.decoded + 1;
+        let (width, height) = (info.width, info.height);
+        if info.index != self.decoded {
+            return Err(self.refuse(format!(
+                "ffmpeg numbered frame {number} as frame {}: its frames started over (the stream's size or format \
+                 changed mid-stream?), which hrm cannot follow",
+                info.index + 1
+            )));
         }
-        let mut data = vec![0u8; info.width * info.height * 3];
+        if let Some((w, h)) = self.size.filter(|&size| size != (width, height)) {
+            return Err(self.refuse(format!(
+                "frame {number} is {width}x{height}, but the stream began at {w}x{h}: a stream whose frame size \
+                 changes is not supported (re-encode it at one size)"
+            )));
+        }
+        let pixels = width as u64 * height as u64;
+        if pixels == 0 {
+            return Err(self.refuse(format!("frame {number} has no pixels ({width}x{height})")));
+        }
+        if pixels > self.max_pixels {
+            return Err(self.refuse(format!(
+                "frame {number} is {width}x{height}, {pixels} pixels, more than max_image_pixels ({}) allows",
+                self.max_pixels
+            )));
+        }
+        self.size = Some((width, height));
+        let mut data = vec![0u8; width * height * 3];
         if let Err(e) = self.pixels.read_exact(&mut data) {
             self.finished = true;
             self.finish()?;
-            bail!("ffmpeg stopped in the middle of frame {}: {e}", info.index + 1);
+            bail!("ffmpeg stopped in the middle of frame {number}: {e}");
         }
-        let image = RgbImage { width: info.width, height: info.height, data };
-        Ok(Some(Frame { number: info.index + 1, timestamp: info.timestamp, image }))
+        self.decoded += 1;
+        Ok(Some(Frame { number, timestamp: info.timestamp, image: RgbImage { width, height, data } }))
     }
 
-    /// Waits for ffmpeg; an error if it failed or reported errors in the stream.
+    /// Stops ffmpeg and gives `message` as the error.
+    fn refuse(&mut self, message: String) -> anyhow::Error {
+        self.stop();
+        anyhow::anyhow!(message)
+    }
+
+    /// Waits for ffmpeg; an error if it failed, reported errors in the stream, or wrote pixels
+    /// that no frame line announced.
     fn finish(&mut self) -> anyhow::Result<()> {
-        // Whatever ffmpeg still writes is not wanted: drain it so that it can exit.
-        let _ = std::io::copy(&mut self.pixels, &mut std::io::sink());
+        let unannounced = std::io::copy(&mut self.pixels, &mut std::io::sink()).unwrap_or(0);
         let status = self.child.wait().context("waiting for ffmpeg")?;
         if let Some(reader) = self.stderr_reader.take() {
             let _ = reader.join();
         }
-        let problems = self.problems.lock().map(|p| p.clone()).unwrap_or_default();
-        let errors: Vec<&String> =
-            problems.iter().filter(|l| l.starts_with("error") || l.starts_with("fatal")).collect();
-        if status.success() && errors.is_empty() {
-            return Ok(());
+        let problems = self.problems.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        let said = match problems.errors.is_empty() {
+            true => problems.recent.iter().cloned().collect::<Vec<_>>(),
+            false => problems.errors.iter().take(3).cloned().collect(),
         }
-        let said = match errors.is_empty() {
-            true => problems.iter().rev().take(3).rev().cloned().collect::<Vec<_>>(),
-            false => errors.iter().take(3).map(|s| s.to_string()).collect(),
-        };
-        let said = said.join("; ");
-        match status.code() {
-            Some(0) => bail!("the stream is damaged: {said}"),
-            Some(code) if said.is_empty() => bail!("ffmpeg exited with status {code}"),
-            Some(code) => bail!("ffmpeg exited with status {code}: {said}"),
-            None => bail!("ffmpeg was killed"),
+        .join("; ");
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(0), _) if problems.errors.is_empty() && unannounced == 0 => Ok(()),
+            (Some(0), _) if problems.errors.is_empty() => {
+                bail!("ffmpeg wrote {unannounced} bytes of pixels after its last announced frame")
+            }
+            (Some(0), _) => bail!("the stream is damaged: {said}"),
+            (Some(code), _) if said.is_empty() => bail!("ffmpeg exited with status {code}"),
+            (Some(code), _) => bail!("ffmpeg exited with status {code}: {said}"),
+            (None, signal) => bail!("ffmpeg was killed by signal {}", signal.unwrap_or(0)),
         }
     }
 
@@ -198,11 +258,39 @@ pub fn ffmpeg() -> std::ffi::OsString {
     std::env::var_os("HRM_FFMPEG").unwrap_or_else(|| "ffmpeg".into())
 }
 
+/// The option that keeps every frame as decoded, neither dropped nor duplicated: `-fps_mode
+/// passthrough` (ffmpeg 5.1 and later), or its older name `-vsync passthrough` (Ubuntu 22.04's 4.4).
+fn passthrough() -> [&'static str; 2] {
+    static OPTION: std::sync::OnceLock<[&str; 2]> = std::sync::OnceLock::new();
+    *OPTION.get_or_init(|| {
+        let version = Command::new(ffmpeg()).arg("-version").stderr(Stdio::null()).output().ok();
+        let text = version.map(|v| String::from_utf8_lossy(&v.stdout).into_owned()).unwrap_or_default();
+        match ffmpeg_version(&text) {
+            Some(version) if version < (5, 1) => ["-vsync", "passthrough"],
+            _ => ["-fps_mode", "passthrough"],
+        }
+    })
+}
+
+/// `ffmpeg version 4.4.2-0ubuntu0.22.04.1 ...` -> (4, 4); None for builds named otherwise (git).
+fn ffmpeg_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.strip_prefix("ffmpeg version ")?.trim_start_matches('n');
+    let mut numbers = version.split(|c: char| !c.is_ascii_digit());
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
 /// Reads ffmpeg's log (`-loglevel level+info`): each `showinfo` frame line becomes a
-/// [`FrameInfo`]; warnings and errors are kept, as `level: message`.
-fn read_log(stderr: std::process::ChildStderr, infos: Sender<FrameInfo>, problems: Arc<Mutex<Vec<String>>>) {
+/// [`FrameInfo`], with its time from the integer `pts` and the filter's time base (`pts_time` is
+/// printed to 6 significant digits: whole seconds for a camera's clock); warnings and errors are
+/// kept, as `level: source: message`.
+fn read_log(
+    stderr: std::process::ChildStderr,
+    infos: Sender<Result<FrameInfo, String>>,
+    problems: Arc<Mutex<Problems>>,
+) {
     let mut reader = BufReader::new(stderr);
     let mut line = Vec::new();
+    let mut time_base: Option<(i64, i64)> = None;
     loop {
         line.clear();
         match reader.read_until(b'\n', &mut line) {
@@ -212,7 +300,12 @@ fn read_log(stderr: std::process::ChildStderr, infos: Sender<FrameInfo>, problem
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();
         if text.contains("Parsed_showinfo") {
-            if let Some(info) = parse_showinfo(text) {
+            if let Some(at) = text.find("config in time_base: ") {
+                let rest = &text[at + "config in time_base: ".len()..];
+                let base = rest.split([',', ' ']).next().and_then(|b| b.split_once('/'));
+                time_base = base.and_then(|(n, d)| Some((n.parse().ok()?, d.parse().ok()?))).filter(|b| b.1 != 0);
+            } else if text.contains(" n:") && text.contains(" pts:") {
+                let info = parse_showinfo(text, time_base).ok_or_else(|| text.to_string());
                 if infos.send(info).is_err() {
                     return;
                 }
@@ -221,7 +314,7 @@ fn read_log(stderr: std::process::ChildStderr, infos: Sender<FrameInfo>, problem
         }
         for level in ["fatal", "error", "warning"] {
             if let Some(at) = text.find(&format!("[{level}] ")) {
-                // `[matroska,webm @ 0x55d...] ` -> `matroska,webm:`
+                // `[matroska,webm @ 0x55d...] ` -> `matroska,webm`
                 let source = text[..at].trim().trim_start_matches('[').trim_end_matches(']');
                 let source = source.split(" @ ").next().unwrap_or(source);
                 let message = text[at + level.len() + 3..].trim();
@@ -230,23 +323,27 @@ fn read_log(stderr: std::process::ChildStderr, infos: Sender<FrameInfo>, problem
                     false => format!("{level}: {source}: {message}"),
                 };
                 if let Ok(mut problems) = problems.lock() {
-                    if problems.len() < 100 {
-                        problems.push(message);
-                    }
+                    problems.add(level, message);
                 }
             }
         }
     }
 }
 
-/// `n:   3 pts:   1536 pts_time:0.12 ... s:640x480 ...` -> the frame's index, time and size.
-fn parse_showinfo(line: &str) -> Option<FrameInfo> {
+/// `n:   3 pts:   1536 pts_time:0.12 ... s:640x480 ...` -> the frame's index, time and size; the
+/// time from `pts` in `time_base` when known (exact), else from `pts_time`.
+fn parse_showinfo(line: &str, time_base: Option<(i64, i64)>) -> Option<FrameInfo> {
     let field = |name: &str| -> Option<&str> {
         let at = line.find(&format!(" {name}:"))? + name.len() + 2;
         line[at..].split_whitespace().next()
     };
     let index = field("n")?.parse().ok()?;
-    let timestamp = field("pts_time").and_then(|t| t.parse::<f64>().ok()).filter(|t| t.is_finite());
+    let exact = field("pts").and_then(|p| p.parse::<i64>().ok()).zip(time_base).map(|(pts, (n, d))| {
+        // In i128: a camera's pts (microseconds since boot) times a numerator would not fit in 64 bits.
+        (pts as i128 * n as i128) as f64 / d as f64
+    });
+    let printed = field("pts_time").and_then(|t| t.parse::<f64>().ok());
+    let timestamp = exact.or(printed).filter(|t| t.is_finite());
     let (w, h) = field("s")?.split_once('x')?;
     Some(FrameInfo { index, timestamp, width: w.parse().ok()?, height: h.parse().ok()? })
 }
@@ -352,11 +449,18 @@ mod tests {
     fn showinfo_lines_give_index_time_and_size() {
         let line = "[Parsed_showinfo_0 @ 0x5] [info] n:  12 pts:   6144 pts_time:0.48    pos:  48 fmt:yuv420p \
                     sar:1/1 s:320x240 i:P iskey:0 type:P checksum:7C4FC346";
-        let info = parse_showinfo(line).unwrap();
+        let info = parse_showinfo(line, None).unwrap();
         assert_eq!((info.index, info.timestamp, info.width, info.height), (12, Some(0.48), 320, 240));
+        assert_eq!(parse_showinfo(line, Some((1, 12800))).unwrap().timestamp, Some(0.48));
+        // A camera's clock: pts_time is printed to 6 digits, pts is exact.
+        let camera = "[Parsed_showinfo_0 @ 0x5] [info] n:   1 pts:352817123456 pts_time:352817 pos: -1 s:640x480";
+        assert_eq!(parse_showinfo(camera, Some((1, 1000000))).unwrap().timestamp, Some(352817.123456));
         let none = "[Parsed_showinfo_0 @ 0x5] [info] n:   0 pts:NOPTS pts_time:NOPTS pos: -1 fmt:rgb24 s:8x4 i:P";
-        assert_eq!(parse_showinfo(none).map(|i| (i.index, i.timestamp)), Some((0, None)));
-        assert!(parse_showinfo("[Parsed_showinfo_0 @ 0x5] [info] config in time_base: 1/12800").is_none());
+        assert_eq!(parse_showinfo(none, Some((1, 25))).map(|i| (i.index, i.timestamp)), Some((0, None)));
+        assert!(parse_showinfo("[Parsed_showinfo_0 @ 0x5] [info] config in time_base: 1/12800", None).is_none());
+        assert_eq!(ffmpeg_version("ffmpeg version 4.4.2-0ubuntu0.22.04.1 Copyright"), Some((4, 4)));
+        assert_eq!(ffmpeg_version("ffmpeg version n7.1 Copyright"), Some((7, 1)));
+        assert_eq!(ffmpeg_version("ffmpeg version N-112000-gabcdef"), None);
     }
 
     #[test]
@@ -364,9 +468,14 @@ mod tests {
         for stream in ["a/b.MP4", "x.mkv", "frames/%06d.png", "f%d.jpg", "/dev/video0", "rtsp://cam/1", "HTTP://h/v"] {
             assert!(is_stream(Path::new(stream)), "{stream}");
         }
-        for image in ["a.jpg", "100%.png", "http:/x.png", "video.png"] {
+        for image in ["a.jpg", "100%.png", "http:/x.png", "video.png", "/home/jürgen/ä.jpg", "ü"] {
             assert!(!is_stream(Path::new(image)), "{image}");
         }
+        // A file that exists is a file, whatever its name.
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("50%dark.png");
+        std::fs::write(&odd, b"").unwrap();
+        assert!(!is_stream(&odd) && is_stream(&dir.path().join("%04d.png")));
     }
 
     #[test]

@@ -376,3 +376,55 @@ fn an_hrm_package_gives_the_same_aus_two_frames_at_a_time_as_one_and_as_images()
         assert_eq!(p["aus"], i["aus"], "frame {}: video vs image", p["frame"]);
     }
 }
+
+/// Serves one file over HTTP on a loopback port (every request gets the whole file), for as long
+/// as the test runs.
+fn serve(file: &Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let body = std::fs::read(file).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear(); // the request and its headers, up to the blank line
+            }
+            let mut stream = &stream;
+            let header = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(header.as_bytes()).and_then(|()| stream.write_all(&body));
+        }
+    });
+    format!("http://{address}/crossing.ts")
+}
+
+#[test]
+fn a_stream_over_http_gives_the_files_frames() {
+    let v = videos();
+    let url = serve(&v.crossing_ts);
+    let (rows, output) = detect(&[&url]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (file_rows, _) = detect(&[path(&v.crossing_ts)]);
+    assert_eq!(by_frame(&rows).len(), 30);
+    assert_eq!(rows.len(), file_rows.len());
+    for (a, b) in rows.iter().zip(&file_rows) {
+        assert_eq!(a["file"], url.as_str());
+        for key in ["frame", "timestamp", "track", "aus"] {
+            assert_eq!(a[key], b[key], "frame {}: {key}", a["frame"]);
+        }
+    }
+    // A camera that is not there, and a server that refuses: errors that name them.
+    let output = hrm(&["detect", "/dev/video99", "rtsp://127.0.0.1:1/camera"]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("/dev/video99: ffmpeg exited with status") && err.contains("Cannot open video device"),
+        "{err}"
+    );
+    assert!(err.contains("rtsp://127.0.0.1:1/camera: ffmpeg exited with status") && err.contains("refused"), "{err}");
+    assert!(err.contains("2 of 2 inputs failed"), "{err}");
+}

@@ -15,7 +15,7 @@ use crate::manifest::{
 };
 use crate::mesh::{self, FaceMesher, MeshModels};
 use crate::pipeline::Pipeline;
-use crate::stream::{AtypicalityInputs, Stream};
+use crate::stream::{AtypicalityInputs, Stream, Tracks};
 use hrm_backend::{Backend, BackendOptions, BackendRegistry, GraphSource, LoadedModel, Placement};
 use std::sync::Arc;
 
@@ -232,8 +232,12 @@ impl Runtime {
     /// A stream: the pipeline, with face tracks, `[stream]` smoothing and the `[atypicality]`
     /// score.
     pub fn stream(&self) -> Result<Stream> {
-        let config = self.config.stream.clone();
-        Ok(Stream::new(self.pipeline()?, config, self.thresholds.clone(), self.atypicality.clone()))
+        Ok(Stream::new(self.pipeline()?, self.tracks()))
+    }
+
+    /// The tracks of a stream alone, for frames whose faces pipelines elsewhere find.
+    pub fn tracks(&self) -> Tracks {
+        Tracks::new(self.config.stream.clone(), self.thresholds.clone(), self.atypicality.clone())
     }
 
     /// The atypicality regressor of `[atypicality] model`, when configured.

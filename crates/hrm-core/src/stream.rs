@@ -36,33 +36,20 @@ struct TrackState {
     last_time: Option<f64>,
 }
 
+/// A pipeline and the [`Tracks`] of the faces it sees: what `hrm_stream` is.
 pub struct Stream {
     pipeline: Pipeline,
-    tracker: Tracker,
-    config: StreamConfig,
-    /// Per AU of the AU model, for the presence of smoothed probabilities.
-    thresholds: Vec<f32>,
-    atypicality: Option<AtypicalityInputs>,
-    tracks: HashMap<u64, TrackState>,
+    tracks: Tracks,
 }
 
 impl Stream {
-    /// `thresholds` holds one value per AU of the pipeline's AU model.
-    pub fn new(
-        pipeline: Pipeline,
-        config: StreamConfig,
-        thresholds: Vec<f32>,
-        atypicality: Option<AtypicalityInputs>,
-    ) -> Stream {
-        let tracker =
-            Tracker::new(TrackerConfig { max_missing: config.max_missing, max_distance: config.max_distance });
-        Stream { pipeline, tracker, config, thresholds, atypicality, tracks: HashMap::new() }
+    pub fn new(pipeline: Pipeline, tracks: Tracks) -> Stream {
+        Stream { pipeline, tracks }
     }
 
     /// Forgets every track (a cut, another camera); track ids go on increasing, never reused.
     pub fn reset(&mut self) {
-        self.tracker.reset();
-        self.tracks.clear();
+        self.tracks.reset();
     }
 
     /// The next frame, `timestamp` seconds into the stream: its faces as [`Pipeline::process`]
@@ -70,20 +57,47 @@ impl Stream {
     /// once its track has a full window of frames with AUs.
     pub fn push(&mut self, frame: &ImageView<'_>, timestamp: f64) -> Result<Vec<FaceResult>> {
         let faces = self.pipeline.process(frame)?;
-        self.track(faces, timestamp)
+        self.tracks.track(faces, timestamp)
+    }
+}
+
+/// The faces of a stream's frames followed over time, without the pipeline that finds them:
+/// track ids, smoothing and the atypicality score. The frames' faces may come from pipelines on
+/// other threads ([`Stream`] holds one of its own), but must come in frame order.
+pub struct Tracks {
+    tracker: Tracker,
+    config: StreamConfig,
+    /// Per AU of the AU model, for the presence of smoothed probabilities.
+    thresholds: Vec<f32>,
+    atypicality: Option<AtypicalityInputs>,
+    states: HashMap<u64, TrackState>,
+}
+
+impl Tracks {
+    /// `thresholds` holds one value per AU of the AU model.
+    pub fn new(config: StreamConfig, thresholds: Vec<f32>, atypicality: Option<AtypicalityInputs>) -> Tracks {
+        let tracker =
+            Tracker::new(TrackerConfig { max_missing: config.max_missing, max_distance: config.max_distance });
+        Tracks { tracker, config, thresholds, atypicality, states: HashMap::new() }
     }
 
-    /// The part of [`Stream::push`] after the pipeline: the next frame's faces, as a pipeline of
-    /// the same runtime found them (on another thread, say), get their tracks, smoothing and
-    /// scores. Frames must come in order.
+    /// Forgets every track (a cut, another camera, the next video); track ids go on increasing,
+    /// never reused.
+    pub fn reset(&mut self) {
+        self.tracker.reset();
+        self.states.clear();
+    }
+
+    /// The next frame's faces, `timestamp` seconds into the stream, get their track ids,
+    /// smoothing and scores.
     pub fn track(&mut self, mut faces: Vec<FaceResult>, timestamp: f64) -> Result<Vec<FaceResult>> {
         let boxes: Vec<_> = faces.iter().map(|f| f.face.clone()).collect();
         let ids = self.tracker.update(&boxes);
         let live = self.tracker.live();
-        self.tracks.retain(|id, _| live.contains(id));
+        self.states.retain(|id, _| live.contains(id));
         for (face, id) in faces.iter_mut().zip(ids) {
             face.track_id = Some(id);
-            let state = self.tracks.entry(id).or_default();
+            let state = self.states.entry(id).or_default();
             if !face.aus.is_available() {
                 continue; // nothing to smooth or score: the window holds the frames with AUs
             }

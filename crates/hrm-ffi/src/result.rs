@@ -73,7 +73,8 @@ pub struct hrm_face {
     /// `[stream] max_missing` frames near where it left); -1 outside streams. A library older
     /// than this field leaves it as the caller set it: set it to -1 first.
     pub track_id: i64,
-    /// HRM's atypicality score (about 1 to 5) of the track's last 15 frames, once it has 15 and
+    /// HRM's atypicality score (about 1 to 5) of the track's last window of frames (the package's
+    /// `window`: 15 for HRM's regressor), once it has that many and
     /// the runtime has an `[atypicality] model`; NaN otherwise.
     pub atypicality: f32,
 }

@@ -48,7 +48,7 @@ pub unsafe extern "C" fn hrm_stream_new(runtime: *const hrm_runtime, out: *mut *
 /// The stream's next frame. `image->timestamp` is its time in microseconds and must not be
 /// earlier than the previous frame's (`HRM_ERROR_INVALID_ARGUMENT`; call `hrm_stream_reset`
 /// to start over). As `hrm_detect_frame`, plus per face `track_id` and `atypicality` (a score
-/// once the face's track has 15 frames with AUs, NaN before and without an `[atypicality]
+/// once the face's track has a window of frames with AUs (15 for HRM's regressor), NaN before and without an `[atypicality]
 /// model`), and AU probabilities smoothed over the track when `[stream] smoothing` says so.
 ///
 /// `image` is read during the call only. On success `*out` owns a new result: free it with
