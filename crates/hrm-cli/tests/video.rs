@@ -44,6 +44,9 @@ struct Videos {
     truncated: PathBuf,
     /// 10 frames of a test pattern.
     no_face: PathBuf,
+    /// 640x480 at 10 fps, 4 s: a face walks out of the picture on the right (gone from about
+    /// frame 14 to 27) and comes back the way it went.
+    leaving: PathBuf,
     /// `crossing`'s frames as PNGs (`000001.png`, ...), extracted by ffmpeg.
     frames: PathBuf,
 }
@@ -86,10 +89,27 @@ fn videos() -> &'static Videos {
         std::fs::write(&truncated, &bytes[..bytes.len() * 7 / 10]).unwrap();
         let no_face = dir.join("no_face.mp4");
         ffmpeg(&["-f", "lavfi", "-i", "testsrc=s=320x240:r=25:d=0.4", "-pix_fmt", "yuv420p", path(&no_face)]);
+        let leaving = dir.join("leaving.mp4");
+        let walk = "[1:v]scale=180:180[a];[0:v][a]overlay=x='if(lt(t,2),300+250*t,300+250*(4-t))':y=120";
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=gray:s=640x480:r=10:d=4",
+            "-i",
+            a,
+            "-filter_complex",
+            walk,
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx264",
+            path(&leaving),
+        ]);
         let frames = dir.join("frames");
         std::fs::create_dir_all(&frames).unwrap();
         ffmpeg(&["-i", path(&crossing), path(&frames.join("%06d.png"))]);
-        Videos { dir, crossing, crossing_ts, truncated, no_face, frames }
+        Videos { dir, crossing, crossing_ts, truncated, no_face, leaving, frames }
     })
 }
 
@@ -175,6 +195,25 @@ fn faces_keep_their_tracks_through_a_crossing_and_a_short_absence() {
     let a_frames: BTreeSet<u64> = a.iter().map(|s| s.0).collect();
     assert!(FACE_A_HIDDEN.iter().all(|f| !a_frames.contains(f)), "A is hidden in frames 23-25: {a_frames:?}");
     assert!(a_frames.range(26..).count() >= 4, "A is back after frame 25 with the same id: {a_frames:?}");
+}
+
+#[test]
+fn a_face_that_walks_out_of_the_picture_and_back_keeps_its_track() {
+    let v = videos();
+    let (rows, output) = detect(&[path(&v.leaving)]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(by_frame(&rows).len(), 40);
+    let seen: Vec<(u64, u64)> = rows
+        .iter()
+        .filter(|r| r["success"] == true)
+        .map(|r| (r["frame"].as_u64().unwrap(), r["track"].as_u64().unwrap()))
+        .collect();
+    let before: Vec<&(u64, u64)> = seen.iter().filter(|(frame, _)| *frame < 20).collect();
+    let after: Vec<&(u64, u64)> = seen.iter().filter(|(frame, _)| *frame >= 20).collect();
+    assert!(before.len() >= 8 && after.len() >= 8, "seen before and after it left: {seen:?}");
+    let gone = (before.last().unwrap().0 + 1..after[0].0).count();
+    assert!(gone >= 8, "gone for {gone} frames: {seen:?}");
+    assert!(seen.iter().all(|&(_, track)| track == 0), "one track throughout: {seen:?}");
 }
 
 #[test]

@@ -1,16 +1,18 @@
 //! Face tracks across the frames of a stream: every face gets the id of the track it continues,
 //! so a child keeps one id while in view, and keeps it when they come back near where they left
-//! within a few frames. Each track predicts where its face will be (its last box moved by its
-//! last velocity), and faces are matched to the predictions by how far their centres are, in
-//! face widths, and how much the boxes overlap, best pairs first: two faces that cross keep
-//! their ids because each follows its own motion.
+//! (turning away, stepping out of the picture) within `max_missing` frames. Each track predicts
+//! where its face will be (its last box moved by its last velocity), and faces are matched to
+//! the predictions, or to where the face was last seen when that is nearer (a face that left
+//! and came back does not go on along its old path), by how far their centres are, in face
+//! widths, and how much the boxes overlap, best pairs first: two faces that cross keep their ids
+//! because each follows its own motion.
 
 use crate::face::{intersection_over_union, Face};
 
 /// How tracks are kept.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackerConfig {
-    /// Frames a track survives without its face before it ends (HRM's window is 15).
+    /// Frames a track survives without its face before it ends: 45, a second and a half at 30 fps.
     pub max_missing: usize,
     /// The farthest a face's centre may be from a track's prediction, in face widths.
     pub max_distance: f32,
@@ -18,7 +20,7 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        TrackerConfig { max_missing: 15, max_distance: 0.7 }
+        TrackerConfig { max_missing: 45, max_distance: 0.7 }
     }
 }
 
@@ -70,15 +72,23 @@ impl Tracker {
         // widths, less the boxes' overlap.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (t, track) in self.tracks.iter().enumerate() {
-            let predicted = track.predicted();
-            let (pc, width) = (centre(&predicted), predicted[2].max(1.0));
+            let width = track.bbox[2].max(1.0);
             for (f, face) in faces.iter().enumerate() {
-                let fc = centre(&face.bbox);
-                let distance = (fc[0] - pc[0]).hypot(fc[1] - pc[1]) / width;
                 let size_ratio = face.bbox[2].max(1.0) / width;
-                if distance <= self.config.max_distance && (0.5..=2.0).contains(&size_ratio) {
-                    let overlap = intersection_over_union(&face.bbox, &predicted);
-                    pairs.push((distance - overlap, t, f));
+                if !(0.5..=2.0).contains(&size_ratio) {
+                    continue;
+                }
+                let cost = |expected: &[f32; 4]| {
+                    let (fc, ec) = (centre(&face.bbox), centre(expected));
+                    let distance = (fc[0] - ec[0]).hypot(fc[1] - ec[1]) / width;
+                    (distance <= self.config.max_distance)
+                        .then(|| distance - intersection_over_union(&face.bbox, expected))
+                };
+                // Where the face should be by now, or, once it has been gone, where it was last.
+                let last_seen = if track.missing > 0 { cost(&track.bbox) } else { None };
+                let best = [cost(&track.predicted()), last_seen].into_iter().flatten().min_by(f32::total_cmp);
+                if let Some(best) = best {
+                    pairs.push((best, t, f));
                 }
             }
         }
@@ -155,6 +165,22 @@ mod tests {
         }
         assert_eq!(seen.len(), 40);
         assert!(seen.iter().all(|&(a, b)| (a, b) == seen[0] && a != b), "{seen:?}");
+    }
+
+    #[test]
+    fn a_face_that_walks_out_of_the_picture_and_comes_back_where_it_left_keeps_its_id() {
+        let mut tracker = Tracker::default();
+        // Moving right 10 px a frame, out of a 640-wide frame at frame 40, gone for 30 frames,
+        // back at the right edge moving left.
+        for i in 0..40 {
+            assert_eq!(tracker.update(&[face(150.0 + 10.0 * i as f32, 100.0, 80.0)]), [0]);
+        }
+        for _ in 0..30 {
+            tracker.update(&[]);
+        }
+        assert_eq!(tracker.update(&[face(545.0, 102.0, 80.0)]), [0], "back where it left");
+        assert_eq!(tracker.update(&[face(535.0, 101.0, 80.0)]), [0]);
+        assert_eq!(tracker.update(&[face(100.0, 100.0, 80.0), face(525.0, 101.0, 80.0)]), [1, 0]);
     }
 
     #[test]
