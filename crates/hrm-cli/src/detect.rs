@@ -115,7 +115,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     let inputs = collect_inputs(&args.inputs, &mut failures);
     if inputs.files.is_empty() && failures.is_empty() {
         bail!(
-            "no images or videos found in {} ({} files of other kinds skipped; images are {}, videos {})",
+            "no images found in {} ({} files without an image extension skipped; images are {}; videos are {})",
             args.inputs.iter().map(|p| path_text(p)).collect::<Vec<_>>().join(", "),
             inputs.not_images,
             IMAGE_EXTENSIONS.join(", "),
@@ -227,7 +227,7 @@ pub fn run(args: DetectArgs) -> anyhow::Result<ExitCode> {
     summary +=
         &format!(", {} faces, {} failed, in {:.1} s", counts.faces, failures.len(), started.elapsed().as_secs_f64());
     if inputs.not_images > 0 {
-        summary += &format!("; {} files of other kinds skipped", inputs.not_images);
+        summary += &format!("; {} files without an image extension skipped", inputs.not_images);
     }
     if inputs.special > 0 {
         summary += &format!("; {} special files skipped", inputs.special);
