@@ -145,3 +145,38 @@ fn cuda_without_fallback_is_an_error_on_a_machine_without_it() {
     let err = stderr(&output);
     assert!(!output.status.success() && err.contains("`[onnxruntme]`") && err.contains("onnxruntime"), "{err}");
 }
+
+/// configs/candle.toml as shipped: the AU model on candle, YuNet and the mesh on tract; the same
+/// faces and AUs (1e-4) as configs/hrm-package.toml on tract. Built-in networks on candle are
+/// refused with the configuration that runs them, and `hrm backends` lists candle's devices.
+#[test]
+fn the_shipped_candle_configuration_gives_tracts_answers_and_refuses_what_it_cannot_run() {
+    let image = shared_images()[4].clone(); // multi_face.jpg
+    let tract = hrm(&["detect", "--config", path(&repo().join("configs/hrm-package.toml")), path(&image)]);
+    assert!(tract.status.success(), "{}", stderr(&tract));
+    let candle = hrm(&["detect", "--config", path(&repo().join("configs/candle.toml")), path(&image)]);
+    assert!(candle.status.success(), "{}", stderr(&candle));
+    let (tract, candle) = (rows(&tract), rows(&candle));
+    assert!(tract.len() >= 3, "faces in multi_face.jpg: {}", tract.len());
+    assert_eq!(candle.len(), tract.len());
+    for (c, t) in candle.iter().zip(&tract) {
+        assert_eq!(c["bbox"], t["bbox"], "the same detector");
+        let (a, b) = (c["aus"].as_object().unwrap(), t["aus"].as_object().unwrap());
+        assert_eq!(a.len(), 22);
+        for (id, x) in a {
+            let (x, y) = (x.as_f64().unwrap(), b[id].as_f64().unwrap());
+            assert!((x - y).abs() < 1e-4, "{id}: candle {x}, tract {y}");
+        }
+    }
+    let output = hrm(&["detect", "--backend", "candle", path(&image)]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("[detector] backend = \"tract\""), "{}", stderr(&output));
+    let text = String::from_utf8(hrm(&["backends"]).stdout).unwrap();
+    assert!(text.contains("candle") && text.contains("not available: this plugin was built without CUDA"), "{text}");
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "backend = \"candle\"\n[candle]\ndevice = \"cpu\"\ndtype = \"f16\"\n").unwrap();
+    let output = hrm(&["detect", "--config", path(&bad), path(&image)]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("candle.dtype: F16 runs on CUDA only"), "{}", stderr(&output));
+}

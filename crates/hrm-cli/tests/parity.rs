@@ -104,6 +104,17 @@ fn every_fixture_on_onnxruntime_matches_pytorch_and_tract() {
     check_fixture_on_onnxruntime("resnet_basic", 4);
 }
 
+/// Every fixture through the candle plugin (the networks written in candle, from the package's
+/// safetensors, on the CPU), one face per run and in batches.
+#[test]
+fn every_fixture_on_candle_matches_pytorch() {
+    for name in ["mae_face_gap", "mae_face_cls", "fmae_iat", "resnet_bottleneck", "resnet_basic"] {
+        check_fixture_in_batches(name, 1, "candle");
+    }
+    check_fixture_in_batches("mae_face_gap", 4, "candle");
+    check_fixture_in_batches("resnet_bottleneck", 6, "candle");
+}
+
 #[test]
 fn mae_face_with_the_cls_token_matches_pytorch() {
     check_fixture("mae_face_cls");

@@ -214,6 +214,9 @@ pub struct MeshConfig {
     /// A `mediapipe-blendshapes` package folder whose face detector, mesh and geometry to use;
     /// without it, the built-in one (or the AU model's, when it is that kind).
     pub model: Option<PathBuf>,
+    /// The backend the mesh (and BlazeFace) run on; the configuration's `backend` without it
+    /// (`"tract"` when that backend runs only HRM packages, as candle does).
+    pub backend: Option<String>,
 }
 
 fn default_mesh_enabled() -> bool {
@@ -222,7 +225,7 @@ fn default_mesh_enabled() -> bool {
 
 impl Default for MeshConfig {
     fn default() -> Self {
-        MeshConfig { enabled: default_mesh_enabled(), model: None }
+        MeshConfig { enabled: default_mesh_enabled(), model: None, backend: None }
     }
 }
 
@@ -443,6 +446,11 @@ impl Config {
     /// The backend YuNet runs on.
     pub fn detector_backend(&self) -> &str {
         self.detector.backend.as_deref().unwrap_or(&self.backend.name)
+    }
+
+    /// The backend the face mesh and BlazeFace run on.
+    pub fn mesh_backend(&self) -> &str {
+        self.mesh.backend.as_deref().unwrap_or(&self.backend.name)
     }
 
     fn validate(&self) -> Result<()> {

@@ -74,9 +74,11 @@ impl Runtime {
         use LoadError::{Config as Bad, Model};
         let au_backend = registry.get(&config.backend).map_err(Bad)?;
         let face_backend = registry.get(config.detector_backend()).map_err(Bad)?;
+        let mesh_backend = registry.get(config.mesh_backend()).map_err(Bad)?;
         // The backends used, and every one a settings table names (which must be registered),
         // each check their settings once.
-        let mut checked = std::collections::BTreeSet::from([au_backend.name(), face_backend.name()]);
+        let mut checked =
+            std::collections::BTreeSet::from([au_backend.name(), face_backend.name(), mesh_backend.name()]);
         for name in config.backend.settings.keys() {
             if registry.get(name).is_err() {
                 return Err(Bad(Error::field(
@@ -137,7 +139,8 @@ impl Runtime {
                     (None, true) => package.clone(),
                     (None, false) => ModelPackage::builtin_mediapipe().map_err(Model)?,
                 };
-                mesh = Some(load_mesh(&mesh_package, au_backend, &small_options).map_err(Model)?);
+                let options = BackendOptions { threads: 1, ..config.backend_options(mesh_backend.name()) };
+                mesh = Some(load_mesh(&mesh_package, mesh_backend, &options).map_err(Model)?);
             }
         }
         let atypicality = match &config.atypicality.model {
@@ -168,11 +171,11 @@ impl Runtime {
         match (&self.face_model, &self.mesh) {
             (Some(yunet), _) => stages.push(("face detector", config.detector_backend(), yunet.placement())),
             // BlazeFace, the mesh's own detector, runs where the mesh does.
-            (None, Some(mesh)) => stages.push(("face detector", &config.backend.name, mesh.face_detector.placement())),
+            (None, Some(mesh)) => stages.push(("face detector", config.mesh_backend(), mesh.face_detector.placement())),
             (None, None) => {}
         }
         if let Some(mesh) = &self.mesh {
-            stages.push(("face mesh", config.backend.name.as_str(), mesh.landmarks.placement()));
+            stages.push(("face mesh", config.mesh_backend(), mesh.landmarks.placement()));
         }
         stages
     }

@@ -5,12 +5,16 @@
 //! can be written in C or C++ as well as in Rust.
 //!
 //! For plugins written in Rust the crate also holds the one panic boundary every entry point runs
-//! inside ([`guard`]) and the thread-local last-error slot ([`copy_last_error`]).
+//! inside ([`guard`]), the thread-local last-error slot ([`copy_last_error`]), and the whole C
+//! surface made from two traits ([`export`]: implement `Plugin` and `Session`, then
+//! `export_plugin!`).
 
 #![allow(non_camel_case_types)]
 
 use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
+
+pub mod export;
 
 /// The ABI version this header describes. The host refuses a plugin whose table carries another.
 /// It changes only when a change would break plugins built against an earlier header; the table

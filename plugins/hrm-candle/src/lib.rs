@@ -3,10 +3,12 @@
 //! `model.safetensors`, which keeps the checkpoint's own tensor names. No ONNX graph is read:
 //! the same weights run on candle's CPU kernels, or on CUDA with the `cuda` feature.
 //!
-//! This crate is the networks; the plugin surface that makes it `backend = "candle"` is built on
-//! it.
+//! Built as `libhrm_candle.so`, it is the backend plugin `candle` (plugin.rs); CPU-only in the
+//! workspace build, with CUDA through `--features cuda` (tools/build-candle-cuda.sh), which needs
+//! `libcuda.so.1` to load: libhrm and `hrm` never link it.
 
 mod network;
+mod plugin;
 mod resnet;
 mod vit;
 

@@ -4,30 +4,20 @@
 use crate::graph::free_input_shapes;
 use crate::options::{Options, Provider};
 use crate::runtime::{self, Loaded};
+use hrm_plugin::export::{Model, WriteOutput};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
-use std::path::PathBuf;
 use std::sync::Mutex;
-
-/// The graph as hrm hands it over.
-pub struct Model {
-    pub name: String,
-    pub graph_path: Option<PathBuf>,
-    pub graph_bytes: Vec<u8>,
-    /// One per input: sizes, `HRM_PLUGIN_DIM_BATCH` or `HRM_PLUGIN_DIM_ANY`.
-    pub inputs: Vec<Vec<i64>>,
-    pub threads: usize,
-}
 
 pub struct OrtSession {
     /// ort runs a session through `&mut` (ONNX Runtime's Run is documented thread-safe, but ort
     /// does not promise it): concurrent runs of one session take turns.
     session: Mutex<Session>,
-    pub outputs: usize,
-    pub provider: Provider,
+    outputs: usize,
+    provider: Provider,
     /// The providers tried before, and why they were not used.
-    pub notes: String,
+    notes: String,
 }
 
 impl OrtSession {
@@ -75,13 +65,22 @@ impl OrtSession {
         }
         unreachable!("the options hold at least one provider")
     }
+}
 
-    /// Runs the session; each output's shape and values are handed to `output`.
-    pub fn run(
-        &self,
-        inputs: &[(Vec<i64>, &[f32])],
-        mut output: impl FnMut(usize, &[i64], &[f32]) -> Result<(), String>,
-    ) -> Result<(), String> {
+impl hrm_plugin::export::Session for OrtSession {
+    fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    fn device(&self) -> String {
+        self.provider.name().to_string()
+    }
+
+    fn notes(&self) -> String {
+        self.notes.clone()
+    }
+
+    fn run(&self, inputs: &[(Vec<i64>, &[f32])], output: &mut WriteOutput<'_>) -> Result<(), String> {
         let values = inputs
             .iter()
             .map(|(shape, data)| TensorRef::from_array_view((shape.clone(), *data)).map(Into::into))
