@@ -164,12 +164,29 @@ fn load_once(file: &Path) -> std::result::Result<Arc<Plugin>, String> {
     loaded.entry(file.to_path_buf()).or_insert_with(|| load(file)).clone()
 }
 
+/// Why a plugin library did not load, with what to do when it needs a GPU's libraries: a CUDA
+/// build on a machine without the NVIDIA driver is "no CUDA driver", not a mystery.
+fn load_error(error: &str) -> String {
+    let missing = |name: &str| error.contains(name) && error.contains("cannot open shared object file");
+    if missing("libcuda.so") {
+        return format!(
+            "no CUDA driver: it needs the NVIDIA driver (libcuda.so.1), which this machine does not have ({error})"
+        );
+    }
+    if ["libcublas", "libcurand", "libnvrtc", "libcudart", "libcudnn"].iter().any(|lib| missing(lib)) {
+        return format!(
+            "cannot be loaded: {error} (put CUDA's libraries, as the plugin was built against, on LD_LIBRARY_PATH)"
+        );
+    }
+    format!("cannot be loaded: {error}")
+}
+
 /// Loads a plugin library and checks its table: the entry symbol, a table, its ABI version and
 /// size (before anything else is read), its name and every function.
 fn load(file: &Path) -> std::result::Result<Arc<Plugin>, String> {
     // SAFETY: loading a library runs its initialisers; a plugin is trusted code, found only in
     // the folders the user configured or installed beside hrm.
-    let library = unsafe { libloading::Library::new(file) }.map_err(|e| format!("cannot be loaded: {e}"))?;
+    let library = unsafe { libloading::Library::new(file) }.map_err(|e| load_error(&e.to_string()))?;
     // The library stays loaded for the rest of the process: sessions and tables point into it.
     let library: &'static libloading::Library = Box::leak(Box::new(library));
     let symbol = format!("{HRM_PLUGIN_ENTRY_SYMBOL}\0");
@@ -516,5 +533,19 @@ impl PluginRunner {
                 Tensor::new(shape, buffer[..output.len].to_vec()).map_err(|e| bad(format!("output {i}: {e}")))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cuda_plugin_without_the_driver_says_so() {
+        let text = load_error("libcuda.so.1: cannot open shared object file: No such file or directory");
+        assert!(text.starts_with("no CUDA driver: it needs the NVIDIA driver (libcuda.so.1)"), "{text}");
+        let text = load_error("libcublas.so.13: cannot open shared object file: No such file or directory");
+        assert!(text.starts_with("cannot be loaded: ") && text.contains("LD_LIBRARY_PATH"), "{text}");
+        assert_eq!(load_error("bad ELF"), "cannot be loaded: bad ELF");
     }
 }

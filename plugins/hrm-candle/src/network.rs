@@ -65,7 +65,7 @@ impl Network {
             Body::Vit(vit) => vit.forward(input),
             Body::Resnet(resnet) => resnet.forward(input),
         };
-        out.and_then(|t| t.to_dtype(DType::F32)).map_err(|e| format!("candle: {e}"))
+        out.and_then(|t| t.to_dtype(DType::F32)).map_err(|e| format!("candle: {}", first_line(&e)))
     }
 
     /// [`Network::forward`] on host values: `batch` images of `3 * height * width` values each,
@@ -77,10 +77,15 @@ impl Network {
         }
         let input = Tensor::from_slice(data, (batch, 3, height, width), &self.device)
             .and_then(|t| t.to_dtype(self.dtype))
-            .map_err(|e| format!("candle: {e}"))?;
+            .map_err(|e| format!("candle: {}", first_line(&e)))?;
         let output = self.forward(&input)?;
-        output.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| format!("candle: {e}"))
+        output.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| format!("candle: {}", first_line(&e)))
     }
+}
+
+/// The first line of an error: candle's carry a backtrace after it.
+pub(crate) fn first_line(error: &impl std::fmt::Display) -> String {
+    error.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 /// A manifest table, and the file it came from, for errors that name the key.
@@ -137,8 +142,8 @@ pub(crate) struct Weights {
 
 impl Weights {
     fn load(file: &Path, device: &Device, dtype: DType) -> Result<Weights, String> {
-        let tensors =
-            candle_core::safetensors::load(file, &Device::Cpu).map_err(|e| format!("{}: {e}", file.display()))?;
+        let tensors = candle_core::safetensors::load(file, &Device::Cpu)
+            .map_err(|e| format!("{}: {}", file.display(), first_line(&e)))?;
         Ok(Weights { tensors, file: file.to_path_buf(), device: device.clone(), dtype })
     }
 
@@ -152,12 +157,15 @@ impl Weights {
         if tensor.dims() != shape {
             return Err(format!("{}: `{name}` is {:?}, expected {shape:?}", self.file.display(), tensor.dims()));
         }
-        tensor.to_dtype(DType::F32).map_err(|e| format!("{}: `{name}`: {e}", self.file.display()))
+        tensor.to_dtype(DType::F32).map_err(|e| format!("{}: `{name}`: {}", self.file.display(), first_line(&e)))
     }
 
     /// A tensor made on the CPU, moved to the network's device and dtype.
     pub fn place(&self, tensor: &Tensor) -> Result<Tensor, String> {
-        tensor.to_device(&self.device).and_then(|t| t.to_dtype(self.dtype)).map_err(|e| format!("candle: {e}"))
+        tensor
+            .to_device(&self.device)
+            .and_then(|t| t.to_dtype(self.dtype))
+            .map_err(|e| format!("candle: {}", first_line(&e)))
     }
 
     /// `name`, of `shape`, on the network's device and dtype.

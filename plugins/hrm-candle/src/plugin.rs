@@ -5,6 +5,7 @@
 //! safetensors; graphs given in memory (hrm's built-in YuNet and face mesh) are refused with the
 //! configuration that runs them elsewhere.
 
+use crate::network::first_line;
 use crate::Network;
 use candle_core::{DType, Device};
 use hrm_plugin::export::{Description, Model, Plugin, Session, WriteOutput};
@@ -39,8 +40,9 @@ impl DeviceChoice {
     fn open(self) -> Result<Device, String> {
         match self {
             DeviceChoice::Cpu => Ok(Device::Cpu),
+            // The CUDA build links the driver: loaded at all, it has one.
             DeviceChoice::Cuda(n) if candle_core::utils::cuda_is_available() => {
-                Device::new_cuda(n).map_err(|e| format!("cuda:{n}: {e}"))
+                Device::new_cuda(n).map_err(|e| format!("cuda:{n}: {}", first_line(&e)))
             }
             DeviceChoice::Cuda(_) => {
                 Err("this plugin was built without CUDA (tools/build-candle-cuda.sh builds one with it)".into())

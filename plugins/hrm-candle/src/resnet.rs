@@ -1,7 +1,7 @@
 //! torchvision's ResNets (basic and bottleneck blocks, any depth, ResNeXt groups), with each
 //! BatchNorm folded into the convolution before it.
 
-use crate::network::{Spec, Weights};
+use crate::network::{first_line, Spec, Weights};
 use candle_core::{Tensor, D};
 
 /// A convolution with its BatchNorm folded in: `conv(x) * scale + shift`, where
@@ -38,7 +38,7 @@ impl Conv {
             let shift = beta.sub(&mean.mul(&scale)?)?;
             Ok((weight, shift.reshape((1, out, 1, 1))?))
         };
-        let (weight, bias) = fold().map_err(|e| format!("folding {bn} into {conv}: {e}"))?;
+        let (weight, bias) = fold().map_err(|e| format!("folding {bn} into {conv}: {}", first_line(&e)))?;
         Ok(Conv { weight: w.place(&weight)?, bias: w.place(&bias)?, stride, padding: kernel / 2, groups })
     }
 
@@ -111,9 +111,11 @@ impl Resnet {
             }
         }
         let fc = w.cpu("fc.weight", &[outputs, channels])?;
-        let fc_weight = w.place(&fc.t().and_then(|t| t.contiguous()).map_err(|e| format!("fc.weight: {e}"))?)?;
-        let fc_bias =
-            w.place(&w.cpu("fc.bias", &[outputs])?.reshape((1, outputs)).map_err(|e| format!("fc.bias: {e}"))?)?;
+        let fc_weight =
+            w.place(&fc.t().and_then(|t| t.contiguous()).map_err(|e| format!("fc.weight: {}", first_line(&e)))?)?;
+        let fc_bias = w.place(
+            &w.cpu("fc.bias", &[outputs])?.reshape((1, outputs)).map_err(|e| format!("fc.bias: {}", first_line(&e)))?,
+        )?;
         Ok(Resnet { stem, blocks, fc_weight, fc_bias })
     }
 

@@ -2,7 +2,7 @@
 //! exact (erf) GELU, learned position embeddings, and either global pooling with `fc_norm` or
 //! the CLS token after `norm`.
 
-use crate::network::{Spec, Weights};
+use crate::network::{first_line, Spec, Weights};
 use candle_core::{Tensor, D};
 
 struct Linear {
@@ -14,7 +14,8 @@ struct Linear {
 impl Linear {
     fn new(w: &Weights, name: &str, (out, inputs): (usize, usize)) -> Result<Linear, String> {
         let weight = w.cpu(&format!("{name}.weight"), &[out, inputs])?;
-        let weight = weight.t().and_then(|t| t.contiguous()).map_err(|e| format!("{name}.weight: {e}"))?;
+        let weight =
+            weight.t().and_then(|t| t.contiguous()).map_err(|e| format!("{name}.weight: {}", first_line(&e)))?;
         Ok(Linear { weight: w.place(&weight)?, bias: w.get(&format!("{name}.bias"), &[out])? })
     }
 
@@ -96,7 +97,7 @@ impl Vit {
             other => return Err(format!("architecture.pooling \"{other}\": expected \"mean\" or \"cls\"")),
         };
         let tokens = (height / patch) * (width / patch) + 1;
-        let patch_bias = w.cpu("patch_embed.proj.bias", &[dim])?.reshape((1, dim, 1, 1)).map_err(|e| e.to_string())?;
+        let patch_bias = w.cpu("patch_embed.proj.bias", &[dim])?.reshape((1, dim, 1, 1)).map_err(|e| first_line(&e))?;
         let blocks = (0..depth)
             .map(|i| {
                 let name = |part: &str| format!("blocks.{i}.{part}");
