@@ -5,10 +5,13 @@ authors publish, and PyTorch's AU probabilities for them on the shared photograp
 Run by hand (not in CI), from the repository root, in a venv with torch, torchvision, timm, pillow:
 
     python3 tools/make_fixtures.py            # writes tests/fixtures/ (and runs make_atypicality_fixture.py)
+    python3 tools/make_fixtures.py emofan     # only the fixtures named, the others' entries kept
 
-The models are the real classes (timm's VisionTransformer, torchvision's ResNet and Bottleneck),
-made small so the committed files stay around 4 MB; the pre-processing is HRM's
-(`Predict/HRM_test_batch.py`): PIL RGB, Resize((224, 224)), ToTensor, Normalize(HRM mean/std).
+The models are the real classes (timm's VisionTransformer, torchvision's ResNet and Bottleneck;
+ME-GraphAU and EmoFAN from tools/hrm_networks.py, which has no library to take them from),
+made small so the committed files stay small; the pre-processing is HRM's
+(`Predict/HRM_test_batch.py`): PIL RGB, Resize((224, 224)) (EmoFAN: 256), ToTensor,
+Normalize(HRM mean/std).
 """
 
 import argparse
@@ -16,6 +19,8 @@ import hashlib
 import json
 import pathlib
 from functools import partial
+
+import sys
 
 import numpy as np
 import timm
@@ -26,17 +31,22 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+import hrm_networks
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 OUT = ROOT / "tests" / "fixtures"
 
 HRM_MEAN = (0.4434122, 0.36354306, 0.35404983)
 HRM_STD = (0.19467306, 0.19811313, 0.1991408)
-HRM_TRANSFORM = transforms.Compose([
-    transforms.Resize((224, 224)),
-    transforms.ToTensor(),
-    transforms.Normalize(HRM_MEAN, HRM_STD),
-])
+
+
+def hrm_transform(side):
+    return transforms.Compose([
+        transforms.Resize((side, side)),
+        transforms.ToTensor(),
+        transforms.Normalize(HRM_MEAN, HRM_STD),
+    ])
 
 
 def randomise(model, seed):
@@ -44,6 +54,8 @@ def randomise(model, seed):
     parity test exercises every weight (timm and torchvision initialise LayerNorm and biases to
     constants, which would hide a mix-up)."""
     g = torch.Generator().manual_seed(seed)
+    norm_types = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d)
+    norm_scales = {f"{m}.weight" for m, module in model.named_modules() if isinstance(module, norm_types)}
     with torch.no_grad():
         for name, p in list(model.named_parameters()) + list(model.named_buffers()):
             if not p.dtype.is_floating_point:
@@ -51,7 +63,7 @@ def randomise(model, seed):
             r = torch.randn(p.shape, generator=g)
             if name.endswith("running_var"):
                 p.copy_(0.5 + r.abs())
-            elif p.dim() == 1 and ("norm" in name or "bn" in name or "downsample.1" in name) and name.endswith("weight"):
+            elif name in norm_scales:
                 p.copy_(1.0 + 0.2 * r)
             elif p.dim() == 1:
                 p.copy_(0.1 * r)
@@ -131,16 +143,70 @@ def fixtures():
     yield "resnet_basic", basic, {"state_dict": {f"module.{k}": v for k, v in basic.state_dict().items()}}, []
 
 
+def dataparallel(state_dict):
+    """The keys as `nn.DataParallel` saves them."""
+    return {f"module.{k}": v for k, v in state_dict.items()}
+
+
+def graph_fixtures():
+    """ME-GraphAU as `train_stage1.py` saves it: {'epoch', 'state_dict' (DataParallel), 'optimizer'}."""
+    backbone = small_resnet(Bottleneck, [1, 1, 1, 1], [8, 16, 32, 64], 16)
+    dots = randomise(hrm_networks.MEFARG(backbone, nodes=22, neighbors=4, metric="dots"), 6).eval()
+    optimizer = torch.optim.AdamW(dots.parameters(), lr=1e-4)
+    yield "megraphau_resnet", dots, {"epoch": 19, "state_dict": dataparallel(dots.state_dict()),
+                                     "optimizer": optimizer.state_dict()}, []
+
+    # A basic-block backbone, the cosine metric with K = 3 saved in the checkpoint's `args`, and
+    # L1 with K = 5 given on the command line.
+    backbone = small_resnet(BasicBlock, [1, 1, 1, 1], [8, 16, 32, 64], 8)
+    cosine = randomise(hrm_networks.MEFARG(backbone, nodes=22, neighbors=3, metric="cosine"), 7).eval()
+    args = argparse.Namespace(arc="resnet18", metric="cosine", neighbor_num=3, lr=1e-4, num_classes=22)
+    yield "megraphau_cosine", cosine, {"epoch": 3, "state_dict": dataparallel(cosine.state_dict()),
+                                       "args": args}, []
+    backbone = small_resnet(BasicBlock, [1, 1, 1, 1], [8, 16, 32, 64], 8)
+    l1 = randomise(hrm_networks.MEFARG(backbone, nodes=22, neighbors=5, metric="l1"), 8).eval()
+    yield "megraphau_l1", l1, {"epoch": 3, "state_dict": dataparallel(l1.state_dict())}, \
+        ["--metric", "l1", "--neighbors", "5"]
+
+
+def emofan_fixture():
+    """EmoFAN as a raw `EmoNet` state dict (`feature.fan.*`, `predictor.*`), 2 stacks of
+    depth-4 hourglasses as HRM's, at small widths."""
+    model = hrm_networks.EmoNet(outputs=22, stacks=2, depth=4, stem=16, mid=32, features=32, landmarks=68,
+                                head_width=32, head_blocks=4, head_hidden=16)
+    model = calibrate(randomise(model, 9), 256)
+    yield "emofan", model, model.state_dict(), []
+
+
+def calibrate(model, side):
+    """Sets every BatchNorm's running statistics to those of the photographs (and their mirror
+    images) through the random network, as training would: 40-odd random ConvBlocks in a row
+    otherwise grow the activations a million-fold, and a sigmoid of such logits tests nothing."""
+    x = torch.stack([hrm_transform(side)(Image.open(p).convert("RGB")) for p in images()])
+    x = torch.cat([x, x.flip(3)])
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the one batch
+    with torch.no_grad():
+        model.train()(x)
+    return model.eval()
+
+
 def images():
     return sorted((SHARED / "images").glob("*.jpg"))
 
 
 def au_probabilities(model, path):
-    x = HRM_TRANSFORM(Image.open(path).convert("RGB")).unsqueeze(0)
+    """HRM's demo: the model's scores through a sigmoid, except ME-GraphAU's, which are scores."""
+    side = 256 if isinstance(model, hrm_networks.EmoNet) else 224
+    x = hrm_transform(side)(Image.open(path).convert("RGB")).unsqueeze(0)
     with torch.no_grad():
         out = model(x)
         if isinstance(out, tuple):  # FMAE-IAT: AU logits are element 0
             out = out[0]
+        if isinstance(model, hrm_networks.MEFARG):
+            return out[0].tolist()
         return torch.sigmoid(out)[0].tolist()
 
 
@@ -161,9 +227,14 @@ def pil_pixels():
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    only = set(sys.argv[1:])
     expected = {"torch": torch.__version__, "timm": timm.__version__, "torchvision": torchvision.__version__,
                 "pillow": Image.__version__, "fixtures": {}, "pixels": pil_pixels()}
-    for name, model, checkpoint, convert_args in fixtures():
+    if only:
+        expected["fixtures"] = json.loads((OUT / "expected.json").read_text())["fixtures"]
+    for name, model, checkpoint, convert_args in (*fixtures(), *graph_fixtures(), *emofan_fixture()):
+        if only and name not in only:
+            continue
         torch.save(checkpoint, OUT / f"{name}.pth")
         expected["fixtures"][name] = {
             "convert_args": convert_args,
@@ -171,9 +242,10 @@ def main():
         }
         print(f"{name}: {(OUT / f'{name}.pth').stat().st_size / 1e6:.2f} MB")
     (OUT / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
-    # The atypicality regressor's fixture needs torch alone, so it is a script of its own too.
-    import make_atypicality_fixture
-    make_atypicality_fixture.main()
+    if not only:
+        # The atypicality regressor's fixture needs torch alone, so it is a script of its own too.
+        import make_atypicality_fixture
+        make_atypicality_fixture.main()
 
 
 if __name__ == "__main__":

@@ -32,6 +32,16 @@ pub fn describe_architecture(architecture: &Architecture) -> String {
             let depth = layers.iter().sum::<usize>() * convs_per_block + 2;
             format!("ResNet-{depth} ({name} blocks {layers:?}, widths {widths:?}, groups {groups})")
         }
+        Architecture::MeGraphAu { backbone, features, neighbors, metric } => format!(
+            "ME-GraphAU (MEFARG, ANFL head) on a {}: node features {features}, \
+             {neighbors} neighbours by {}, cosine-similarity scores",
+            describe_architecture(backbone),
+            metric.name()
+        ),
+        Architecture::EmoFan { stacks, hourglass_depth, features, head_blocks, .. } => format!(
+            "EmoFAN: FAN with {stacks} hourglass stacks (depth {hourglass_depth}, {features} channels), \
+             EmoNet head with {head_blocks} blocks"
+        ),
         Architecture::Mediapipe => {
             "MediaPipe face landmarker: BlazeFace framing, 478-point face mesh, 52 blendshapes, face geometry".into()
         }

@@ -35,6 +35,14 @@ enum Command {
         /// ViT attention heads (default: width / 64, as in ViT-B/16 and ViT-L/16).
         #[arg(long)]
         heads: Option<usize>,
+        /// ME-GraphAU: neighbours each AU node keeps in the graph (default: the checkpoint's
+        /// saved `neighbor_num`, else 4 as in the authors' code).
+        #[arg(long, value_name = "K")]
+        neighbors: Option<usize>,
+        /// ME-GraphAU: node similarity for choosing neighbours (default: the checkpoint's saved
+        /// `metric`, else dots).
+        #[arg(long, value_parser = ["dots", "cosine", "l1"])]
+        metric: Option<String>,
         /// The checkpoint holds random test weights: the package says so, and `hrm detect` warns
         /// that its numbers mean nothing.
         #[arg(long)]
@@ -69,7 +77,10 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Convert { checkpoint, out, name, heads, fixture } => convert(checkpoint, out, name, heads, fixture),
+        Command::Convert { checkpoint, out, name, heads, neighbors, metric, fixture } => {
+            let metric = metric.as_deref().and_then(hrm_core::manifest::GraphMetric::parse);
+            convert(checkpoint, out, name, hrm_convert::ArchOptions { heads, neighbors, metric }, fixture)
+        }
         Command::Info { package, choice } => info::run(package.as_deref(), &choice),
         Command::Backends { config } => backends::run(config.as_deref()),
         Command::Detect(args) => detect::run(args),
@@ -90,10 +101,10 @@ fn convert(
     checkpoint: PathBuf,
     out: PathBuf,
     name: Option<String>,
-    heads: Option<usize>,
+    arch: hrm_convert::ArchOptions,
     fixture: bool,
 ) -> anyhow::Result<ExitCode> {
-    let options = hrm_convert::ConvertOptions { name, arch: hrm_convert::ArchOptions { heads }, fixture };
+    let options = hrm_convert::ConvertOptions { name, arch, fixture };
     let converted = hrm_convert::convert(&checkpoint, &out, &options)?;
     eprintln!("converted {} -> {}", checkpoint.display(), converted.dir.display());
     match &converted.model {

@@ -2,7 +2,8 @@
 
 mod common;
 use common::*;
-use hrm_testkit::{resnet50, vit, write_checkpoint, Entry, Init, Wrapper};
+use hrm_core::manifest::{Architecture, GraphMetric, ResnetBlock};
+use hrm_testkit::{from_shapes, resnet50, vit, write_checkpoint, Entry, Init, Wrapper};
 use std::path::Path;
 
 fn convert_fails(checkpoint: &Path, needles: &[&str]) {
@@ -59,9 +60,18 @@ fn a_file_that_is_not_a_checkpoint_is_refused() {
 #[test]
 fn recognised_but_unsupported_architectures_say_so() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &[&str], &str); 2] = [
-        ("graph.pth", &["backbone.conv1.weight", "head.gnn.U.weight"], "ME-GraphAU"),
-        ("emofan.pth", &["conv1.weight", "m0.b1_2.conv1.weight", "emo_fc_2.weight"], "EmoFAN"),
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("stage2.pth", &["backbone.conv1.weight", "head.main_class_linears.0.fc.weight"], "ME-GraphAU stage 2"),
+        (
+            "swin.pth",
+            &["backbone.layers.0.blocks.0.attn.qkv.weight", "global_linear.fc.weight", "head.sc"],
+            "ME-GraphAU with a Swin transformer backbone",
+        ),
+        (
+            "predictor_11.pth",
+            &["conv1x1_input_emo_2.weight", "emo_net_2.0.bn1.weight", "emo_fc_2.0.weight"],
+            "only the AU head",
+        ),
     ];
     for (file, names, architecture) in cases {
         let entries: Vec<Entry> =
@@ -199,7 +209,7 @@ fn a_folder_scan_skips_non_images_and_reports_broken_ones() {
 }
 
 #[test]
-fn full_size_vit_b16_and_resnet50_convert_and_run_with_the_right_shapes() {
+fn full_size_vit_b16_resnet50_me_graphau_and_emofan_convert_and_run_with_the_right_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
@@ -215,6 +225,44 @@ fn full_size_vit_b16_and_resnet50_convert_and_run_with_the_right_shapes() {
             "ResNet-50 (bottleneck blocks [3, 4, 6, 3], widths [64, 128, 256, 512]",
         ),
     ];
+    let graph = Architecture::MeGraphAu {
+        backbone: Box::new(Architecture::Resnet {
+            block: ResnetBlock::Bottleneck,
+            layers: vec![3, 4, 6, 3],
+            widths: vec![64, 128, 256, 512],
+            out_channels: vec![256, 512, 1024, 2048],
+            stem_width: 64,
+            groups: 1,
+        }),
+        features: 512,
+        neighbors: 4,
+        metric: GraphMetric::Dots,
+    };
+    let emofan = Architecture::EmoFan {
+        stem_width: 64,
+        mid_width: 128,
+        features: 256,
+        stacks: 2,
+        hourglass_depth: 4,
+        landmarks: 68,
+        head_width: 256,
+        head_blocks: 4,
+        head_hidden: 128,
+    };
+    let cases = cases.into_iter().chain([
+        (
+            "me_graphau_r50.pth",
+            from_shapes(&graph.tensors(22, 224, 224)),
+            Wrapper::StateDictWithModulePrefix,
+            "ME-GraphAU (MEFARG, ANFL head) on a ResNet-50 (bottleneck blocks [3, 4, 6, 3]",
+        ),
+        (
+            "emofan.pth",
+            from_shapes(&emofan.tensors(22, 256, 256)),
+            Wrapper::TopLevel,
+            "EmoFAN: FAN with 2 hourglass stacks (depth 4, 256 channels), EmoNet head with 4 blocks",
+        ),
+    ]);
     for (file, entries, wrapper, description) in cases {
         let checkpoint = dir.path().join(file);
         write_checkpoint(&checkpoint, &entries, wrapper, 7).unwrap();
@@ -226,11 +274,79 @@ fn full_size_vit_b16_and_resnet50_convert_and_run_with_the_right_shapes() {
         let images = shared_images();
         let output = hrm(&["detect", "--aligned", "--model", path(&package), path(&images[0]), path(&images[4])]);
         assert!(output.status.success(), "{}", stderr(&output));
-        for line in String::from_utf8(output.stdout).unwrap().lines() {
-            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let rows: Vec<serde_json::Value> =
+            String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 2, "{file}: one row per face");
+        for row in rows {
             let aus = row["aus"].as_object().unwrap();
             assert_eq!(aus.len(), 22);
             assert!(aus.values().all(|p| (0.0..=1.0).contains(&p.as_f64().unwrap())));
         }
+    }
+}
+
+/// ME-GraphAU and EmoFAN load as strictly as the others: a missing, a re-shaped and an extra
+/// tensor are all listed, and nothing is written.
+#[test]
+fn me_graphau_and_emofan_with_wrong_tensors_are_refused_with_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = Architecture::MeGraphAu {
+        backbone: Box::new(Architecture::Resnet {
+            block: ResnetBlock::Basic,
+            layers: vec![1, 1],
+            widths: vec![8, 16],
+            out_channels: vec![8, 16],
+            stem_width: 8,
+            groups: 1,
+        }),
+        features: 4,
+        neighbors: 4,
+        metric: GraphMetric::Dots,
+    };
+    let emofan = Architecture::EmoFan {
+        stem_width: 8,
+        mid_width: 16,
+        features: 16,
+        stacks: 2,
+        hourglass_depth: 2,
+        landmarks: 4,
+        head_width: 8,
+        head_blocks: 4,
+        head_hidden: 8,
+    };
+    let cases = [
+        (
+            "graph.pth",
+            graph.tensors(22, 224, 224),
+            ["head.class_linears.3.fc.weight", "head.gnn.bnv.running_var", "head.gnn.W.weight"],
+            Wrapper::StateDictWithModulePrefix,
+        ),
+        (
+            "emofan.pth",
+            emofan.tensors(22, 256, 256),
+            ["feature.fan.m1.b2_plus_1.conv2.weight", "predictor.emo_fc_2.3.bias", "predictor.emo_fc_2.4.bias"],
+            Wrapper::TopLevel,
+        ),
+    ];
+    for (file, tensors, [missing, misshaped, unknown], wrapper) in cases {
+        let mut entries = from_shapes(&tensors);
+        entries.retain(|e| e.name != missing);
+        entries.iter_mut().find(|e| e.name == misshaped).unwrap().shape = vec![23];
+        entries.push(Entry { name: unknown.into(), shape: vec![22], init: Init::Constant(1.0) });
+        let checkpoint = dir.path().join(file);
+        write_checkpoint(&checkpoint, &entries, wrapper, 1).unwrap();
+        let out = dir.path().join(file).with_extension("pkg");
+        let output = hrm(&["convert", path(&checkpoint), "--out", path(&out)]);
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{file}: {text}");
+        for expected in [
+            format!("missing: {missing}"),
+            format!("mis-shaped: {misshaped} is [23]"),
+            format!("unknown: {unknown} [22]"),
+        ] {
+            assert!(text.contains(&expected), "{file}: `{expected}` in {text}");
+        }
+        assert_eq!(text.matches("\n  ").count(), 3, "{file}: exactly the three problems: {text}");
+        assert!(!out.exists(), "{file}: nothing written");
     }
 }

@@ -94,25 +94,43 @@ fn mae_face_in_batches_of_4_and_6_matches_pytorch() {
     check_fixture_in_batches("mae_face_gap", 6, "tract");
 }
 
+/// Every fixture `tools/make_fixtures.py` writes.
+const FIXTURES: [&str; 9] = [
+    "mae_face_gap",
+    "mae_face_cls",
+    "fmae_iat",
+    "resnet_bottleneck",
+    "resnet_basic",
+    "megraphau_resnet",
+    "megraphau_cosine",
+    "megraphau_l1",
+    "emofan",
+];
+
 /// Every fixture through the ONNX Runtime plugin, one face per run and batches of 4 and 2.
 #[test]
 fn every_fixture_on_onnxruntime_matches_pytorch_and_tract() {
-    for name in ["mae_face_gap", "mae_face_cls", "fmae_iat", "resnet_bottleneck", "resnet_basic"] {
+    assert_eq!(expected()["fixtures"].as_object().unwrap().len(), FIXTURES.len(), "every fixture is tested");
+    for name in FIXTURES {
         check_fixture_on_onnxruntime(name, 1);
     }
     check_fixture_on_onnxruntime("mae_face_gap", 4);
     check_fixture_on_onnxruntime("resnet_basic", 4);
+    check_fixture_on_onnxruntime("megraphau_resnet", 4);
+    check_fixture_on_onnxruntime("emofan", 4);
 }
 
 /// Every fixture through the candle plugin (the networks written in candle, from the package's
 /// safetensors, on the CPU), one face per run and in batches.
 #[test]
 fn every_fixture_on_candle_matches_pytorch() {
-    for name in ["mae_face_gap", "mae_face_cls", "fmae_iat", "resnet_bottleneck", "resnet_basic"] {
+    for name in FIXTURES {
         check_fixture_in_batches(name, 1, "candle");
     }
     check_fixture_in_batches("mae_face_gap", 4, "candle");
     check_fixture_in_batches("resnet_bottleneck", 6, "candle");
+    check_fixture_in_batches("megraphau_cosine", 6, "candle");
+    check_fixture_in_batches("emofan", 4, "candle");
 }
 
 #[test]
@@ -133,6 +151,29 @@ fn torchvision_bottleneck_resnet_matches_pytorch() {
 #[test]
 fn torchvision_basic_resnet_from_a_dataparallel_state_dict_matches_pytorch() {
     check_fixture("resnet_basic");
+}
+
+/// ME-GraphAU as `train_stage1.py` saves it, ResNet backbone, dots metric, K = 4; its scores
+/// are cosine similarities, thresholded at 0.5 without a sigmoid (checked per AU above). Also in
+/// batches: the graph is built per image.
+#[test]
+fn me_graphau_from_the_authors_layout_matches_pytorch() {
+    check_fixture("megraphau_resnet");
+    check_fixture_in_batches("megraphau_resnet", 6, "tract");
+}
+
+/// The cosine metric and K = 3 read from the checkpoint's saved `args`; L1 and K = 5 given as
+/// `--metric l1 --neighbors 5`.
+#[test]
+fn me_graphau_with_the_cosine_and_l1_metrics_matches_pytorch() {
+    check_fixture("megraphau_cosine");
+    check_fixture("megraphau_l1");
+}
+
+/// EmoFAN (FAN's two hourglass stacks and EmoNet's head) from a raw state dict, 256x256 input.
+#[test]
+fn emofan_from_a_raw_state_dict_matches_pytorch() {
+    check_fixture("emofan");
 }
 
 #[test]

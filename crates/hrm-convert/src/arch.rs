@@ -7,7 +7,7 @@
 
 use crate::error::{ConvertError, Result};
 use crate::pickle::TensorRef;
-use hrm_core::manifest::{self, Architecture, ResnetBlock, VitPooling};
+use hrm_core::manifest::{self, Architecture, GraphMetric, ResnetBlock, VitPooling};
 use hrm_core::AuList;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,6 +22,8 @@ pub struct Recognised {
     /// Every tensor the graph uses, in a fixed order, with its shape.
     pub tensors: Vec<(String, Vec<usize>)>,
     pub notes: Vec<String>,
+    /// The checkpoint's name of each tensor the package names otherwise (EmoFAN's layouts).
+    pub renamed: BTreeMap<String, String>,
 }
 
 /// Choices the checkpoint cannot carry.
@@ -29,6 +31,10 @@ pub struct Recognised {
 pub struct ArchOptions {
     /// ViT attention heads; by default width / 64.
     pub heads: Option<usize>,
+    /// ME-GraphAU's K (neighbours per node); by default 4, the authors' `--neighbor_num`.
+    pub neighbors: Option<usize>,
+    /// ME-GraphAU's similarity metric; by default `dots`, the authors' `--metric`.
+    pub metric: Option<GraphMetric>,
 }
 
 type Tensors = BTreeMap<String, TensorRef>;
@@ -42,11 +48,17 @@ pub fn recognise(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Resul
             reason: reason.into(),
         })
     };
-    if has(&|k| k.contains("gnn") || k.contains("main_class_linears") || k.contains("global_linear")) {
-        return unsupported("ME-GraphAU (ResNet-50 + ANFL graph head)", "its graph head has its own issue");
+    if has(&|k| k.starts_with("head.main_class_linears.") || k.starts_with("head.edge_extractor.")) {
+        return unsupported(
+            "ME-GraphAU stage 2 (MEFARG with the MEFL head)",
+            "HRM publishes the stage-1 model (the ANFL head), which is converted",
+        );
     }
-    if has(&|k| k.starts_with("emo_") || k.contains("hg0.") || k.starts_with("fan.") || k.starts_with("m0.")) {
-        return unsupported("EmoFAN", "its hourglass network has its own issue");
+    if has(&|k| k.starts_with("head.gnn.") || k.starts_with("global_linear.") || k.starts_with("head.class_linears.")) {
+        return me_graphau(path, tensors, options);
+    }
+    if has(&|k| EMOFAN_HEAD_MODULES.iter().any(|m| k.contains(m)) || k.contains("m0.b1_")) {
+        return emofan(path, tensors);
     }
     if has(&|k| k.starts_with("blocks.") || k == "cls_token" || k.starts_with("patch_embed.")) {
         return vit(path, tensors, options);
@@ -179,7 +191,7 @@ fn vit(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognis
     if options.heads.is_none() {
         notes.push(format!("attention heads: {heads} (width {width} / 64)"));
     }
-    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes })
+    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed: BTreeMap::new() })
 }
 
 /// The most parameters converted (8 GB of f32; ViT-L/16 has 0.3 billion, ViT-G/14 1.8 billion).
@@ -225,6 +237,19 @@ fn bounded(path: &Path, name: &str, architecture: &Architecture, input_size: Opt
 fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     const NAME: &str = "torchvision ResNet";
     let mut problems = Vec::new();
+    let outputs = dim(tensors, "fc.weight", 0, &mut problems);
+    let architecture = resnet_architecture(path, NAME, tensors, problems)?;
+    let aus = au_list(path, NAME, outputs)?;
+    let input_size = bounded(path, NAME, &architecture, Some(224))?;
+    let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
+    check(path, NAME, tensors, &expected, &[])?;
+    let notes = vec![describe_resnet(&architecture)];
+    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed: BTreeMap::new() })
+}
+
+/// A torchvision ResNet's parameters from its tensors (`fc` aside); `problems` already found are
+/// reported with any found here.
+fn resnet_architecture(path: &Path, name: &str, tensors: &Tensors, mut problems: Vec<String>) -> Result<Architecture> {
     let stem_width = dim(tensors, "conv1.weight", 0, &mut problems);
     let block =
         if tensors.contains_key("layer1.0.conv3.weight") { ResnetBlock::Bottleneck } else { ResnetBlock::Basic };
@@ -241,12 +266,11 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
         };
         out_channels.push(dim(tensors, &format!("layer{k}.0.{last_conv}.weight"), 0, &mut problems));
     }
-    let outputs = dim(tensors, "fc.weight", 0, &mut problems);
     if stages == 0 {
         problems.push("missing: layer1.0.conv1.weight".into());
     }
     if !problems.is_empty() {
-        return Err(tensor_error(path, NAME, problems));
+        return Err(tensor_error(path, name, problems));
     }
     let groups = match block {
         ResnetBlock::Bottleneck => {
@@ -256,22 +280,156 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
         ResnetBlock::Basic => 1,
     };
     if !problems.is_empty() {
-        return Err(tensor_error(path, NAME, problems));
+        return Err(tensor_error(path, name, problems));
     }
+    Ok(Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups })
+}
+
+fn describe_resnet(architecture: &Architecture) -> String {
+    let Architecture::Resnet { block, layers, widths, groups, .. } = architecture else {
+        return format!("{architecture:?}");
+    };
+    let block = match block {
+        ResnetBlock::Bottleneck => "bottleneck",
+        ResnetBlock::Basic => "basic",
+    };
+    format!("{block} blocks per stage {layers:?}, widths {widths:?}, groups {groups}")
+}
+
+/// ME-GraphAU stage 1 (`MEFARG` with the ANFL head) on a ResNet backbone, as the authors'
+/// `train_stage1.py` saves it: `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefixes.
+fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognised> {
+    const NAME: &str = "ME-GraphAU (MEFARG, ANFL head)";
+    if tensors.keys().any(|k| k.starts_with("backbone.layers.") || k.starts_with("backbone.patch_embed.")) {
+        return Err(ConvertError::Unsupported {
+            path: path.to_path_buf(),
+            architecture: "ME-GraphAU with a Swin transformer backbone".into(),
+            reason: "only its ResNet backbones (18, 50, 101) are converted so far".into(),
+        });
+    }
+    let mut problems = Vec::new();
+    let features = dim(tensors, "global_linear.fc.weight", 0, &mut problems);
+    let outputs = dim(tensors, "head.sc", 0, &mut problems);
+    let backbone: Tensors =
+        tensors.iter().filter_map(|(name, t)| Some((name.strip_prefix("backbone.")?.to_string(), t.clone()))).collect();
+    let backbone = resnet_architecture(path, NAME, &backbone, problems)?;
     let aus = au_list(path, NAME, outputs)?;
-    let architecture = Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups };
+    let neighbors = options.neighbors.unwrap_or(4);
+    let metric = options.metric.unwrap_or(GraphMetric::Dots);
+    if !(1..=outputs).contains(&neighbors) {
+        return Err(ConvertError::Option(format!(
+            "{neighbors} neighbours: the graph has {outputs} nodes (one per AU), so K must be from 1 to {outputs}"
+        )));
+    }
+    let notes = vec![
+        format!("backbone: ResNet, {}", describe_resnet(&backbone)),
+        format!(
+            "graph: {neighbors} neighbours by {}{}; the scores are cosine similarities, \
+             thresholded at 0.5 without a sigmoid",
+            metric.name(),
+            if options.neighbors.is_none() && options.metric.is_none() { " (the authors' defaults)" } else { "" }
+        ),
+    ];
+    let architecture = Architecture::MeGraphAu { backbone: Box::new(backbone), features, neighbors, metric };
     let input_size = bounded(path, NAME, &architecture, Some(224))?;
     let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
     check(path, NAME, tensors, &expected, &[])?;
-    let Architecture::Resnet { layers, widths, .. } = &architecture else { unreachable!("built above") };
-    let notes = vec![format!(
-        "{} blocks per stage {:?}, widths {:?}, groups {groups}",
-        match block {
-            ResnetBlock::Bottleneck => "bottleneck",
-            ResnetBlock::Basic => "basic",
-        },
-        layers,
-        widths
+    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed: BTreeMap::new() })
+}
+
+/// The names EmoFAN's parts have in the package: `aunet_train`'s `EmoNet` (`feature.fan.*`, the
+/// frozen FAN; `predictor.*`, the AU head).
+const EMOFAN_FAN: &str = "feature.fan.";
+const EMOFAN_HEAD: &str = "predictor.";
+/// The head's modules, by which its tensors are told from FAN's in a flat state dict.
+const EMOFAN_HEAD_MODULES: [&str; 3] = ["conv1x1_input_emo_2.", "emo_net_2.", "emo_fc_2."];
+
+/// Maps a state dict's names onto [`EMOFAN_FAN`] and [`EMOFAN_HEAD`], whichever layout it has:
+/// `EmoNet`'s own (`feature.fan.*`, `predictor.*`), `FAN_`'s (`fan.*`), or EmoNet's flat one as
+/// `face-analysis/emonet` names it (FAN's modules and the head's side by side). Gives the
+/// renamed tensors, and the package names that differ from the checkpoint's.
+fn emofan_names(tensors: &Tensors) -> (Tensors, BTreeMap<String, String>) {
+    let mut renamed = Tensors::new();
+    let mut sources = BTreeMap::new();
+    for (name, tensor) in tensors {
+        let head =
+            EMOFAN_HEAD_MODULES.iter().any(|m| name.starts_with(m) || name.starts_with(&format!("{EMOFAN_HEAD}{m}")));
+        let new = if head {
+            format!("{EMOFAN_HEAD}{}", name.strip_prefix(EMOFAN_HEAD).unwrap_or(name))
+        } else if name.starts_with(EMOFAN_FAN) || name.starts_with(EMOFAN_HEAD) {
+            name.clone()
+        } else {
+            format!("{EMOFAN_FAN}{}", name.strip_prefix("fan.").unwrap_or(name))
+        };
+        if &new != name {
+            sources.insert(new.clone(), name.clone());
+        }
+        renamed.insert(new, tensor.clone());
+    }
+    (renamed, sources)
+}
+
+/// EmoFAN for AUs (`aunet_train`, `models/emonet_split.py`): the sizes of every part are read
+/// from the tensors (HRM's: 2 stacks of depth-4 hourglasses, 256 channels, 68 heatmaps, a
+/// 4-block head, 22 outputs).
+fn emofan(path: &Path, tensors: &Tensors) -> Result<Recognised> {
+    const NAME: &str = "EmoFAN (FAN + EmoNet head)";
+    let (tensors, renamed) = emofan_names(tensors);
+    let unsupported = |reason: &str| ConvertError::Unsupported {
+        path: path.to_path_buf(),
+        architecture: NAME.into(),
+        reason: reason.into(),
+    };
+    let has = |prefix: &str| tensors.keys().any(|k| k.starts_with(prefix));
+    if !has(&format!("{EMOFAN_FAN}m0.")) && !has(&format!("{EMOFAN_FAN}conv1.")) {
+        return Err(unsupported(
+            "the checkpoint holds only the AU head (aunet_train saves `predictor_N.pth`); \
+             the FAN weights it runs on are not in it: save the whole EmoNet's state_dict",
+        ));
+    }
+    if !has(&format!("{EMOFAN_HEAD}emo_fc_2.")) {
+        return Err(unsupported("the checkpoint holds FAN without EmoNet's AU head (emo_fc_2)"));
+    }
+    let mut problems = Vec::new();
+    let mut d = |name: &str, axis: usize| dim(&tensors, name, axis, &mut problems);
+    let stem_width = d("feature.fan.conv1.weight", 0);
+    let mid_width = 2 * d("feature.fan.conv2.conv1.weight", 0);
+    let features = 2 * d("feature.fan.conv4.conv1.weight", 0);
+    let landmarks = d("feature.fan.l0.weight", 0);
+    let head_width = d("predictor.conv1x1_input_emo_2.weight", 0);
+    let head_hidden = d("predictor.emo_fc_2.0.weight", 0);
+    let outputs = d("predictor.emo_fc_2.3.weight", 0);
+    let stacks = block_count(&tensors, "feature.fan.m");
+    let hourglass_depth = tensors
+        .keys()
+        .filter_map(|k| k.strip_prefix("feature.fan.m0.b1_")?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    let head_blocks = block_count(&tensors, "predictor.emo_net_2.").div_ceil(2);
+    if !problems.is_empty() {
+        return Err(tensor_error(path, NAME, problems));
+    }
+    let aus = au_list(path, NAME, outputs)?;
+    let architecture = Architecture::EmoFan {
+        stem_width,
+        mid_width,
+        features,
+        stacks,
+        hourglass_depth,
+        landmarks,
+        head_width,
+        head_blocks,
+        head_hidden,
+    };
+    let input_size = bounded(path, NAME, &architecture, architecture.fixed_input_side())?;
+    let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
+    check(path, NAME, &tensors, &expected, &[])?;
+    let mut notes = vec![format!(
+        "{stacks} hourglass stacks of depth {hourglass_depth}, {features} channels, {landmarks} heatmaps; \
+         head: {head_blocks} blocks, {head_width} channels, hidden {head_hidden}; input {input_size}x{input_size}"
     )];
-    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes })
+    if !renamed.is_empty() {
+        notes.push("tensors renamed to aunet_train's EmoNet layout (feature.fan.*, predictor.*)".into());
+    }
+    Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed })
 }

@@ -19,7 +19,7 @@ pub enum ConvertError {
     Unsupported { path: PathBuf, architecture: String, reason: String },
 
     /// The tensors match no known architecture.
-    #[error("{}: the tensors match no supported architecture (ViT, torchvision ResNet); first keys: {keys}", path.display())]
+    #[error("{}: the tensors match no supported architecture (ViT, torchvision ResNet, ME-GraphAU, EmoFAN); first keys: {keys}", path.display())]
     Unrecognised { path: PathBuf, keys: String },
 
     /// Unknown, missing or mis-shaped tensors: every one is listed, nothing is converted.

@@ -1,18 +1,28 @@
 //! The ONNX graphs of the supported networks, op for op as timm and torchvision compute them.
 
 use crate::onnx::{Attr, Graph};
-use hrm_core::manifest::{Architecture, ResnetBlock, VitPooling};
+use hrm_core::manifest::{Architecture, GraphMetric, ResnetBlock, VitPooling};
 
-/// Wires the network from the graph input `input` to its logits; returns the logits' name.
-pub fn build(g: &mut Graph, architecture: &Architecture, input_size: usize) -> String {
+/// Wires the network from the graph input `input` to its output (`outputs` values per image:
+/// logits, or ME-GraphAU's scores); returns the output's name.
+pub fn build(g: &mut Graph, architecture: &Architecture, input_size: usize, outputs: usize) -> String {
     match architecture {
         Architecture::Vit { width, depth, heads, patch_size, pooling, layer_norm_eps, .. } => {
             vit(g, *width, *depth, *heads, *patch_size, *pooling, *layer_norm_eps, input_size)
         }
-        Architecture::Resnet { block, layers, out_channels, stem_width, groups, .. } => {
-            resnet(g, *block, layers, out_channels, *stem_width, *groups)
+        Architecture::Resnet { .. } => {
+            let x = resnet_features(g, "", architecture);
+            let x = g.op("GlobalAveragePool", &[&x], &[]);
+            let x = g.op("Flatten", &[&x], &[Attr::Int("axis", 1)]);
+            linear(g, &x, "fc")
         }
-        Architecture::Mediapipe => unreachable!("checkpoints are recognised as ViTs or ResNets, never MediaPipe's"),
+        Architecture::MeGraphAu { backbone, neighbors, metric, .. } => {
+            me_graphau(g, backbone, *neighbors, *metric, outputs)
+        }
+        Architecture::EmoFan { stacks, hourglass_depth, head_blocks, .. } => {
+            emofan(g, *stacks, *hourglass_depth, *head_blocks)
+        }
+        Architecture::Mediapipe => unreachable!("checkpoints are never recognised as MediaPipe's networks"),
     }
 }
 
@@ -126,31 +136,29 @@ fn layer_norm(g: &mut Graph, x: &str, prefix: &str, eps: f32) -> String {
     g.op("LayerNormalization", &[x, &w, &b], &[Attr::Int("axis", -1), Attr::Float("epsilon", eps)])
 }
 
-fn resnet(
-    g: &mut Graph,
-    block: ResnetBlock,
-    layers: &[usize],
-    out_channels: &[usize],
-    stem_width: usize,
-    groups: usize,
-) -> String {
-    let x = conv_bn(g, "input", "conv1", "bn1", 7, 2, 1);
+/// A torchvision ResNet from the input to its last stage's map `[N, C, H/32, W/32]`; its tensors
+/// are named `{prefix}conv1.weight`, ...
+fn resnet_features(g: &mut Graph, prefix: &str, architecture: &Architecture) -> String {
+    let Architecture::Resnet { block, layers, out_channels, stem_width, groups, .. } = architecture else {
+        unreachable!("a ResNet backbone, as the manifest checks")
+    };
+    let x = conv_bn(g, "input", &format!("{prefix}conv1"), &format!("{prefix}bn1"), 7, 2, 1);
     let x = g.op("Relu", &[&x], &[]);
     let mut x = g.op(
         "MaxPool",
         &[&x],
         &[Attr::Ints("kernel_shape", &[3, 3]), Attr::Ints("strides", &[2, 2]), Attr::Ints("pads", &[1, 1, 1, 1])],
     );
-    let mut in_ch = stem_width;
+    let mut in_ch = *stem_width;
     for (s, (&blocks, &out)) in layers.iter().zip(out_channels).enumerate() {
         for b in 0..blocks {
-            let p = format!("layer{}.{b}.", s + 1);
+            let p = format!("{prefix}layer{}.{b}.", s + 1);
             let stride = if s > 0 && b == 0 { 2 } else { 1 };
             let y = match block {
                 ResnetBlock::Bottleneck => {
                     let y = conv_bn(g, &x, &format!("{p}conv1"), &format!("{p}bn1"), 1, 1, 1);
                     let y = g.op("Relu", &[&y], &[]);
-                    let y = conv_bn(g, &y, &format!("{p}conv2"), &format!("{p}bn2"), 3, stride, groups);
+                    let y = conv_bn(g, &y, &format!("{p}conv2"), &format!("{p}bn2"), 3, stride, *groups);
                     let y = g.op("Relu", &[&y], &[]);
                     conv_bn(g, &y, &format!("{p}conv3"), &format!("{p}bn3"), 1, 1, 1)
                 }
@@ -170,9 +178,248 @@ fn resnet(
             in_ch = out;
         }
     }
-    let x = g.op("GlobalAveragePool", &[&x], &[]);
-    let x = g.op("Flatten", &[&x], &[Attr::Int("axis", 1)]);
-    linear(g, &x, "fc")
+    x
+}
+
+/// ME-GraphAU's `MEFARG` (ANFL head), op for op as `model/ANFL.py` computes it.
+fn me_graphau(g: &mut Graph, backbone: &Architecture, neighbors: usize, metric: GraphMetric, nodes: usize) -> String {
+    // The backbone's map as tokens, [N, HW, C], then `global_linear`.
+    let x = resnet_features(g, "backbone.", backbone);
+    let Architecture::Resnet { out_channels, .. } = backbone else { unreachable!("checked above") };
+    let channels = *out_channels.last().expect("a ResNet has stages") as i64;
+    let shape = g.ints(&[0, channels, -1]);
+    let x = g.op("Reshape", &[&x, &shape], &[]);
+    let x = g.op("Transpose", &[&x], &[Attr::Ints("perm", &[0, 2, 1])]);
+    let x = linear_block(g, &x, "global_linear");
+
+    // AFG: one LinearBlock per AU, averaged over the tokens: the nodes [N, n, F].
+    let node_features: Vec<String> = (0..nodes)
+        .map(|i| {
+            let y = linear_block(g, &x, &format!("head.class_linears.{i}"));
+            g.op("ReduceMean", &[&y], &[Attr::Ints("axes", &[1]), Attr::Int("keepdims", 1)])
+        })
+        .collect();
+    let refs: Vec<&str> = node_features.iter().map(String::as_str).collect();
+    let f_v = g.op("Concat", &refs, &[Attr::Int("axis", 1)]);
+
+    // FGG: each node keeps the K nodes most like it. `si >= (K-th value of the row)`, as
+    // `topk` + `>=` gives it (every tie at the K-th value kept), is "fewer than K values of the
+    // row beat this one", which needs no sort.
+    let (similarity, beats) = match metric {
+        GraphMetric::Dots => (dots(g, &f_v), "Greater"),
+        GraphMetric::Cosine => {
+            let unit = l2_normalize(g, &f_v);
+            (dots(g, &unit), "Greater")
+        }
+        GraphMetric::L1 => {
+            let (rows, columns) = (g.ints(&[2]), g.ints(&[1]));
+            let a = g.op("Unsqueeze", &[&f_v, &rows], &[]);
+            let b = g.op("Unsqueeze", &[&f_v, &columns], &[]);
+            let difference = g.op("Sub", &[&a, &b], &[]);
+            let difference = g.op("Abs", &[&difference], &[]);
+            let last = g.ints(&[-1]);
+            (g.op("ReduceSum", &[&difference, &last], &[Attr::Int("keepdims", 0)]), "Less")
+        }
+    };
+    let (others, this) = (g.ints(&[2]), g.ints(&[3]));
+    let row = g.op("Unsqueeze", &[&similarity, &others], &[]); // [N, n, 1, n]: si[i, l]
+    let this = g.op("Unsqueeze", &[&similarity, &this], &[]); // [N, n, n, 1]: si[i, j]
+    let beaten = g.op(beats, &[&row, &this], &[]);
+    let beaten = g.op("Cast", &[&beaten], &[Attr::Int("to", 1)]);
+    let last = g.ints(&[-1]);
+    let rank = g.op("ReduceSum", &[&beaten, &last], &[Attr::Int("keepdims", 0)]);
+    let k = g.scalar(neighbors as f32);
+    let adjacency = g.op("Less", &[&rank, &k], &[]);
+    let adjacency = g.op("Cast", &[&adjacency], &[Attr::Int("to", 1)]);
+
+    // normalize_digraph: D^-1/2 A D^-1/2 with D the row sums (at least K, never 0).
+    let degrees = g.op("ReduceSum", &[&adjacency, &last], &[Attr::Int("keepdims", 1)]);
+    let power = g.scalar(-0.5);
+    let scale = g.op("Pow", &[&degrees, &power], &[]);
+    let a = g.op("Mul", &[&scale, &adjacency], &[]);
+    let scale_t = g.op("Transpose", &[&scale], &[Attr::Ints("perm", &[0, 2, 1])]);
+    let a = g.op("Mul", &[&a, &scale_t], &[]);
+
+    // x = relu(x + bnv(A V(x) + U(x))), bnv a BatchNorm1d over the nodes.
+    let v = linear3(g, &f_v, "head.gnn.V");
+    let aggregate = g.op("MatMul", &[&a, &v], &[]);
+    let u = linear3(g, &f_v, "head.gnn.U");
+    let sum = g.op("Add", &[&aggregate, &u], &[]);
+    let normed = batch_norm(g, &sum, "head.gnn.bnv");
+    let f_v = g.op("Add", &[&f_v, &normed], &[]);
+    let f_v = g.op("Relu", &[&f_v], &[]);
+
+    // The cosine similarity of each node with its class vector relu(sc). Both are >= 0, so the
+    // score lies in [0, 1]; rounding can carry it a hair past 1, which is cut.
+    let sc = g.weight("head.sc");
+    let sc = g.op("Relu", &[&sc], &[]);
+    let sc = l2_normalize(g, &sc);
+    let cl = l2_normalize(g, &f_v);
+    let cl = g.op("Mul", &[&cl, &sc], &[]);
+    let cl = g.op("ReduceSum", &[&cl, &last], &[Attr::Int("keepdims", 0)]);
+    let one = g.scalar(1.0);
+    g.op("Min", &[&cl, &one], &[])
+}
+
+/// `x @ x^T` per image: `[N, n, c]` -> `[N, n, n]`.
+fn dots(g: &mut Graph, x: &str) -> String {
+    let t = g.op("Transpose", &[x], &[Attr::Ints("perm", &[0, 2, 1])]);
+    g.op("MatMul", &[x, &t], &[])
+}
+
+/// `F.normalize(x, p=2, dim=-1)`: `x / max(|x|, 1e-12)`.
+fn l2_normalize(g: &mut Graph, x: &str) -> String {
+    let norm = g.op("ReduceL2", &[x], &[Attr::Ints("axes", &[-1]), Attr::Int("keepdims", 1)]);
+    let eps = g.scalar(1e-12);
+    let norm = g.op("Max", &[&norm, &eps], &[]);
+    g.op("Div", &[x, &norm], &[])
+}
+
+/// `nn.Linear` on `[N, T, in]`: `x @ W^T + b`.
+fn linear3(g: &mut Graph, x: &str, prefix: &str) -> String {
+    let (w, b) = (g.weight(&format!("{prefix}.weight")), g.weight(&format!("{prefix}.bias")));
+    let wt = g.op("Transpose", &[&w], &[Attr::Ints("perm", &[1, 0])]);
+    let y = g.op("MatMul", &[x, &wt], &[]);
+    g.op("Add", &[&y, &b], &[])
+}
+
+/// ME-GraphAU's `LinearBlock` on tokens `[N, T, in]` (eval mode: dropout does nothing):
+/// `relu(bn(fc(x)))`, the BatchNorm1d over the features.
+fn linear_block(g: &mut Graph, x: &str, prefix: &str) -> String {
+    let y = linear3(g, x, &format!("{prefix}.fc"));
+    let y = g.op("Transpose", &[&y], &[Attr::Ints("perm", &[0, 2, 1])]);
+    let y = batch_norm(g, &y, &format!("{prefix}.bn"));
+    let y = g.op("Relu", &[&y], &[]);
+    g.op("Transpose", &[&y], &[Attr::Ints("perm", &[0, 2, 1])])
+}
+
+/// Eval-mode BatchNorm (eps 1e-5) over axis 1 of `x`.
+fn batch_norm(g: &mut Graph, x: &str, prefix: &str) -> String {
+    let [scale, bias, mean, var] =
+        ["weight", "bias", "running_mean", "running_var"].map(|part| g.weight(&format!("{prefix}.{part}")));
+    g.op("BatchNormalization", &[x, &scale, &bias, &mean, &var], &[Attr::Float("epsilon", 1e-5)])
+}
+
+/// EmoFAN as `aunet_train`'s `EmoNet` computes it in eval mode (`models/emonet_split.py`); every
+/// "InstanceNorm2d" there is a BatchNorm2d, which the file rebinds before defining its layers.
+fn emofan(g: &mut Graph, stacks: usize, depth: usize, head_blocks: usize) -> String {
+    let fan = |part: &str| format!("feature.fan.{part}");
+    let x = conv(g, "input", &fan("conv1"), 7, 2, true);
+    let x = batch_norm(g, &x, &fan("bn1"));
+    let x = g.op("Relu", &[&x], &[]);
+    let x = conv_block(g, &x, &fan("conv2"));
+    let x = max_pool_2(g, &x);
+    let x = conv_block(g, &x, &fan("conv3"));
+    let x = conv_block(g, &x, &fan("conv4"));
+
+    let mut previous = x.clone();
+    let mut hg_features = Vec::new();
+    let mut heatmaps = String::new();
+    for i in 0..stacks {
+        let hg = hourglass(g, &previous, &fan(&format!("m{i}")), depth);
+        let ll = conv_block(g, &hg, &fan(&format!("top_m_{i}")));
+        let ll = conv(g, &ll, &fan(&format!("conv_last{i}")), 1, 1, true);
+        let ll = batch_norm(g, &ll, &fan(&format!("bn_end{i}")));
+        let mut ll = g.op("Relu", &[&ll], &[]);
+        heatmaps = conv(g, &ll, &fan(&format!("l{i}")), 1, 1, true);
+        if i + 1 < stacks {
+            ll = conv(g, &ll, &fan(&format!("bl{i}")), 1, 1, true);
+            let back = conv(g, &heatmaps, &fan(&format!("al{i}")), 1, 1, true);
+            let sum = g.op("Add", &[&previous, &ll], &[]);
+            previous = g.op("Add", &[&sum, &back], &[]);
+        }
+        hg_features.push(ll);
+    }
+    // FAN_: the stacks' features weighted by the last stack's heatmaps summed, after FAN's own.
+    let refs: Vec<&str> = hg_features.iter().map(String::as_str).collect();
+    let features = g.op("Concat", &refs, &[Attr::Int("axis", 1)]);
+    let channels = g.ints(&[1]);
+    let mask = g.op("ReduceSum", &[&heatmaps, &channels], &[Attr::Int("keepdims", 1)]);
+    let features = g.op("Mul", &[&features, &mask], &[]);
+    let emo_feat = g.op("Concat", &[&x, &features], &[Attr::Int("axis", 1)]);
+
+    // EmoNet_: a 1x1 convolution, ConvBlock + max-pool stages, a 4x4 average, the MLP.
+    let mut y = conv(g, &emo_feat, "predictor.conv1x1_input_emo_2", 1, 1, true);
+    for j in 0..head_blocks {
+        y = conv_block(g, &y, &format!("predictor.emo_net_2.{}", 2 * j));
+        y = max_pool_2(g, &y);
+    }
+    let y = g.op("AveragePool", &[&y], &[Attr::Ints("kernel_shape", &[4, 4]), Attr::Ints("strides", &[4, 4])]);
+    let y = g.op("Flatten", &[&y], &[Attr::Int("axis", 1)]);
+    let y = linear(g, &y, "predictor.emo_fc_2.0");
+    let y = batch_norm(g, &y, "predictor.emo_fc_2.1");
+    let y = g.op("Relu", &[&y], &[]);
+    linear(g, &y, "predictor.emo_fc_2.3")
+}
+
+/// FAN's `HourGlass._forward` at `level`: the map, and its half-size self upsampled back.
+fn hourglass(g: &mut Graph, input: &str, prefix: &str, level: usize) -> String {
+    let up1 = conv_block(g, input, &format!("{prefix}.b1_{level}"));
+    let low1 = max_pool_2(g, input);
+    let low1 = conv_block(g, &low1, &format!("{prefix}.b2_{level}"));
+    let low2 = if level > 1 {
+        hourglass(g, &low1, prefix, level - 1)
+    } else {
+        conv_block(g, &low1, &format!("{prefix}.b2_plus_{level}"))
+    };
+    let low3 = conv_block(g, &low2, &format!("{prefix}.b3_{level}"));
+    // F.interpolate(scale_factor=2, mode='nearest'): output pixel i reads input pixel floor(i / 2).
+    let scales = g.floats(&[1.0, 1.0, 2.0, 2.0]);
+    let up2 = g.op(
+        "Resize",
+        &[&low3, "", &scales],
+        &[
+            Attr::Str("mode", "nearest"),
+            Attr::Str("coordinate_transformation_mode", "asymmetric"),
+            Attr::Str("nearest_mode", "floor"),
+        ],
+    );
+    g.op("Add", &[&up1, &up2], &[])
+}
+
+/// FAN's `ConvBlock`: three pre-activated 3x3 convolutions concatenated, plus the input (through
+/// BatchNorm-ReLU-1x1 convolution when the width changes, which its tensors show).
+fn conv_block(g: &mut Graph, x: &str, prefix: &str) -> String {
+    let mut outs = Vec::new();
+    let mut h = x.to_string();
+    for i in 1..=3 {
+        let y = batch_norm(g, &h, &format!("{prefix}.bn{i}"));
+        let y = g.op("Relu", &[&y], &[]);
+        h = conv(g, &y, &format!("{prefix}.conv{i}"), 3, 1, false);
+        outs.push(h.clone());
+    }
+    let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+    let cat = g.op("Concat", &refs, &[Attr::Int("axis", 1)]);
+    let residual = if g.has_weight(&format!("{prefix}.downsample.2.weight")) {
+        let y = batch_norm(g, x, &format!("{prefix}.downsample.0"));
+        let y = g.op("Relu", &[&y], &[]);
+        conv(g, &y, &format!("{prefix}.downsample.2"), 1, 1, false)
+    } else {
+        x.to_string()
+    };
+    g.op("Add", &[&cat, &residual], &[])
+}
+
+/// A square convolution padded by kernel / 2, with or without its bias.
+fn conv(g: &mut Graph, x: &str, name: &str, kernel: i64, stride: i64, bias: bool) -> String {
+    let w = g.weight(&format!("{name}.weight"));
+    let pad = kernel / 2;
+    let attrs = [
+        Attr::Ints("kernel_shape", &[kernel, kernel]),
+        Attr::Ints("strides", &[stride, stride]),
+        Attr::Ints("pads", &[pad, pad, pad, pad]),
+    ];
+    if bias {
+        let b = g.weight(&format!("{name}.bias"));
+        g.op("Conv", &[x, &w, &b], &attrs)
+    } else {
+        g.op("Conv", &[x, &w], &attrs)
+    }
+}
+
+/// `F.max_pool2d(x, 2, stride=2)`.
+fn max_pool_2(g: &mut Graph, x: &str) -> String {
+    g.op("MaxPool", &[x], &[Attr::Ints("kernel_shape", &[2, 2]), Attr::Ints("strides", &[2, 2])])
 }
 
 /// A bias-free convolution followed by batch norm (eval mode, eps 1e-5), padded as torchvision pads.

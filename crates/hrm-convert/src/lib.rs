@@ -85,7 +85,8 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         replace_dir(&guard.0, out)?;
         return Ok(Converted { dir: out.to_path_buf(), model: ConvertedModel::Atypicality(manifest), notes });
     }
-    let recognised = arch::recognise(checkpoint, &state.tensors, &options.arch)?;
+    let arch_options = with_saved_arguments(&ckpt.root, &options.arch, &mut notes)?;
+    let recognised = arch::recognise(checkpoint, &state.tensors, &arch_options)?;
     notes.extend(recognised.notes.iter().cloned());
     let source = source(&notes)?;
 
@@ -97,12 +98,19 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         let weights_path = staging.join(WEIGHTS_FILE);
         let io = |e| ConvertError::Io { path: weights_path.clone(), error: e };
         let mut writer = std::io::BufWriter::new(std::fs::File::create(&weights_path).map_err(io)?);
-        layout.write(&mut writer, |name| ckpt.read_f32(name, &state.tensors[name]), io)?;
+        layout.write(
+            &mut writer,
+            |name| {
+                let source = recognised.renamed.get(name).map_or(name, String::as_str);
+                ckpt.read_f32(source, &state.tensors[source])
+            },
+            io,
+        )?;
         std::io::Write::flush(&mut writer).map_err(io)?;
         drop(writer);
 
         let mut g = onnx::Graph::new(WEIGHTS_FILE, layout.external());
-        let logits = graph::build(&mut g, &recognised.architecture, recognised.input_size);
+        let logits = graph::build(&mut g, &recognised.architecture, recognised.input_size, recognised.aus.len());
         let size = recognised.input_size;
         use onnx::Dim::{Fixed, Symbol};
         let bytes = g.finish(
@@ -118,7 +126,10 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
             kind: ModelKind::AuClassifier,
             name: name.clone(),
             aus: recognised.aus.ids().iter().map(|id| id.to_string()).collect(),
-            output: OutputKind::Logits,
+            output: match recognised.architecture {
+                Architecture::MeGraphAu { .. } => OutputKind::Probabilities,
+                _ => OutputKind::Logits,
+            },
             input: InputSpec {
                 width: size,
                 height: size,
@@ -131,7 +142,7 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
             architecture: recognised.architecture.clone(),
             thresholds: recognised.aus.aus().iter().map(|au| (au.id.to_string(), 0.5)).collect(),
             // Convolutions batch badly on tract; a ViT's matrix products batch well.
-            hints: ManifestHints { one_image_per_run: matches!(recognised.architecture, Architecture::Resnet { .. }) },
+            hints: ManifestHints { one_image_per_run: !matches!(recognised.architecture, Architecture::Vit { .. }) },
             files: [
                 (manifest::GRAPH_FILE, ONNX_FILE, &onnx_path),
                 (manifest::WEIGHTS_FILE, WEIGHTS_FILE, &weights_path),
@@ -152,6 +163,36 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
     let manifest = result?;
     replace_dir(staging, out)?;
     Ok(Converted { dir: out.to_path_buf(), model: ConvertedModel::AuModel(manifest), notes })
+}
+
+/// The command line's choices, completed from the training arguments a checkpoint may carry
+/// (`args` or `conf`: ME-GraphAU's `--neighbor_num` and `--metric`). The authors' own
+/// checkpoints carry none, and then their code's defaults apply.
+fn with_saved_arguments(root: &pickle::Value, given: &ArchOptions, notes: &mut Vec<String>) -> Result<ArchOptions> {
+    let mut options = given.clone();
+    let Some((entry, saved)) = ["args", "conf"].into_iter().find_map(|key| Some((key, root.get(key)?))) else {
+        return Ok(options);
+    };
+    if options.neighbors.is_none() {
+        if let Some(pickle::Value::Int(k)) = saved.get("neighbor_num") {
+            let k = usize::try_from(*k)
+                .map_err(|_| ConvertError::Option(format!("the checkpoint's {entry}.neighbor_num is {k}")))?;
+            options.neighbors = Some(k);
+            notes.push(format!("neighbours: {k}, from the checkpoint's {entry}.neighbor_num"));
+        }
+    }
+    if options.metric.is_none() {
+        if let Some(text) = saved.get("metric").and_then(pickle::Value::as_str) {
+            let metric = manifest::GraphMetric::parse(text).ok_or_else(|| {
+                ConvertError::Option(format!(
+                    "the checkpoint's {entry}.metric is \"{text}\"; ME-GraphAU's metrics are dots, cosine and l1"
+                ))
+            })?;
+            options.metric = Some(metric);
+            notes.push(format!("metric: {text}, from the checkpoint's {entry}.metric"));
+        }
+    }
+    Ok(options)
 }
 
 /// A fresh folder beside `out` (so the final rename stays on one file system), removed when

@@ -66,11 +66,12 @@ pub enum Attr<'a> {
     Int(&'a str, i64),
     Ints(&'a str, &'a [i64]),
     Float(&'a str, f32),
+    Str(&'a str, &'a str),
 }
 
 impl Attr<'_> {
     fn encode(&self) -> Message {
-        // AttributeProto: name = 1, f = 2, i = 3, ints = 8, type = 20
+        // AttributeProto: name = 1, f = 2, i = 3, s = 4, ints = 8, type = 20
         let mut m = Message::default();
         match self {
             Attr::Int(name, v) => {
@@ -78,6 +79,9 @@ impl Attr<'_> {
             }
             Attr::Float(name, v) => {
                 m.string(1, name).float(2, *v).int(20, 1);
+            }
+            Attr::Str(name, v) => {
+                m.string(1, name).string(4, v).int(20, 3);
             }
             Attr::Ints(name, vs) => {
                 m.string(1, name);
@@ -145,6 +149,11 @@ impl Graph {
         output
     }
 
+    /// Whether the converter laid out the state-dict tensor `name`.
+    pub fn has_weight(&self, name: &str) -> bool {
+        self.weights.contains_key(name)
+    }
+
     /// A state-dict tensor, stored in the external data file.
     pub fn weight(&mut self, name: &str) -> String {
         if self.used_weights.insert(name.to_string()) {
@@ -187,6 +196,11 @@ impl Graph {
     /// A 0-D int64 constant (a Gather index that drops the axis).
     pub fn scalar_int(&mut self, value: i64) -> String {
         self.constant(INT64, &[], value.to_le_bytes().to_vec())
+    }
+
+    /// A 1-D f32 constant (Resize's scales).
+    pub fn floats(&mut self, values: &[f32]) -> String {
+        self.constant(FLOAT, &[values.len()], values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     /// A 0-D f32 constant.

@@ -173,8 +173,75 @@ pub enum Architecture {
         stem_width: usize,
         groups: usize,
     },
+    /// ME-GraphAU's stage-1 network (`MEFARG` with the ANFL head, Luo et al. 2022): the
+    /// backbone's tokens, `global_linear`, one `class_linears` block per AU averaged over the
+    /// tokens into a node, a GNN over the top-k graph of the nodes, and the cosine similarity of
+    /// each node with its class vector `relu(sc)` (already a score, not a logit).
+    #[serde(rename = "me-graphau")]
+    MeGraphAu {
+        /// The backbone (a ResNet without its `fc`), its tensors under `backbone.`.
+        backbone: Box<Architecture>,
+        /// Width of the node features (`global_linear`'s output: the backbone's channels / 4).
+        features: usize,
+        /// K: the neighbours each node keeps in the dynamic graph (4 in the authors' code).
+        neighbors: usize,
+        metric: GraphMetric,
+    },
+    /// EmoFAN as HRM uses it (`aunet_train`'s `models/emonet_split.py`): FAN's stacked
+    /// hourglasses (every `InstanceNorm2d` rebound to `BatchNorm2d`, run in eval mode), their
+    /// features masked by the summed landmark heatmaps, and EmoNet's head giving AU logits.
+    #[serde(rename = "emofan")]
+    EmoFan {
+        /// `conv1`'s channels (64).
+        stem_width: usize,
+        /// `conv2`'s and `conv3`'s (128).
+        mid_width: usize,
+        /// The hourglasses' channels (256).
+        features: usize,
+        /// Hourglass stacks (2 in HRM's).
+        stacks: usize,
+        /// Levels of each hourglass (4).
+        hourglass_depth: usize,
+        /// Heatmaps per stack (68 landmarks).
+        landmarks: usize,
+        /// The head's channels after `conv1x1_input_emo_2` (256).
+        head_width: usize,
+        /// ConvBlock + max-pool stages of the head (4: 64 -> 4 pixels, then a 4x4 average).
+        head_blocks: usize,
+        /// The hidden layer of `emo_fc_2` (128).
+        head_hidden: usize,
+    },
     /// MediaPipe's face landmarker networks, used as published (no checkpoint to recognise).
     Mediapipe,
+}
+
+/// How ME-GraphAU measures node similarity to pick each node's K neighbours (`--metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphMetric {
+    /// Dot product, largest K (the default).
+    Dots,
+    /// Cosine similarity, largest K.
+    Cosine,
+    /// L1 distance, smallest K.
+    L1,
+}
+
+impl GraphMetric {
+    const ALL: [GraphMetric; 3] = [GraphMetric::Dots, GraphMetric::Cosine, GraphMetric::L1];
+
+    /// The name the authors' `--metric` and the manifest use.
+    pub fn name(self) -> &'static str {
+        match self {
+            GraphMetric::Dots => "dots",
+            GraphMetric::Cosine => "cosine",
+            GraphMetric::L1 => "l1",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<GraphMetric> {
+        GraphMetric::ALL.into_iter().find(|m| m.name() == text)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -646,6 +713,18 @@ impl Manifest {
             }
         }
         self.architecture.validate(file)?;
+        if let Architecture::MeGraphAu { neighbors, .. } = self.architecture {
+            if neighbors > aus.len() {
+                let expected = format!("at most {} (one node per AU)", aus.len());
+                return field("architecture.neighbors", &expected, &neighbors);
+            }
+        }
+        if let Some(side) = self.architecture.fixed_input_side() {
+            if (input.width, input.height) != (side, side) {
+                let found = format!("{}x{}", input.width, input.height);
+                return field("input", &format!("{side}x{side} (what the architecture takes)"), &found);
+            }
+        }
         let mediapipe = self.kind == ModelKind::MediapipeBlendshapes;
         if mediapipe != matches!(self.architecture, Architecture::Mediapipe) {
             let expected = if mediapipe { "\"mediapipe\" (the kind's networks)" } else { "a converted network" };
@@ -701,6 +780,8 @@ const MAX_PATCH: usize = 64;
 const MAX_MLP: usize = 65536;
 const MAX_STAGES: usize = 8;
 const MAX_CHANNELS: usize = 16384;
+/// EmoFAN's head halves the map this many times at most (4 in HRM's: a 256 input).
+const MAX_EMOFAN_HEAD_BLOCKS: usize = 8;
 /// The largest input side a converted network may take.
 pub const MAX_INPUT_SIDE: usize = 4096;
 
@@ -748,9 +829,52 @@ impl Architecture {
                     }
                 }
             }
+            Architecture::MeGraphAu { backbone, features, neighbors, .. } => {
+                if !matches!(**backbone, Architecture::Resnet { .. }) {
+                    return Err(("backbone.kind".into(), "\"resnet\"".into(), format!("{backbone:?}")));
+                }
+                backbone.check().map_err(|(field, expected, found)| (format!("backbone.{field}"), expected, found))?;
+                within("features", *features, MAX_CHANNELS)?;
+                within("neighbors", *neighbors, MAX_CHANNELS)?;
+            }
+            Architecture::EmoFan {
+                stem_width,
+                mid_width,
+                features,
+                stacks,
+                hourglass_depth,
+                landmarks,
+                head_width,
+                head_blocks,
+                head_hidden,
+            } => {
+                within("stem_width", *stem_width, MAX_CHANNELS)?;
+                within("landmarks", *landmarks, MAX_CHANNELS)?;
+                within("head_hidden", *head_hidden, MAX_CHANNELS)?;
+                within("stacks", *stacks, MAX_DEPTH)?;
+                within("head_blocks", *head_blocks, MAX_EMOFAN_HEAD_BLOCKS)?;
+                // The hourglasses work at a quarter of the input, 4 * 2^head_blocks pixels.
+                within("hourglass_depth", *hourglass_depth, head_blocks + 2)?;
+                // A ConvBlock's three convolutions give out/2, out/4 and out/4 channels.
+                for (name, value) in [("mid_width", mid_width), ("features", features), ("head_width", head_width)] {
+                    within(name, *value, MAX_CHANNELS)?;
+                    if value % 4 != 0 {
+                        return Err((name.into(), "a multiple of 4".into(), value.to_string()));
+                    }
+                }
+            }
             Architecture::Mediapipe => {}
         }
         Ok(())
+    }
+
+    /// The input side a network takes, where the architecture fixes it (EmoFAN: its head
+    /// averages a 4x4 map, 16 * 2^head_blocks pixels in).
+    pub fn fixed_input_side(&self) -> Option<usize> {
+        match self {
+            Architecture::EmoFan { head_blocks, .. } => Some(16 << head_blocks),
+            _ => None,
+        }
     }
 
     fn validate(&self, file: &Path) -> Result<()> {
@@ -834,10 +958,107 @@ impl Architecture {
                 expected.push(("fc.weight".into(), vec![outputs, in_ch]));
                 expected.push(("fc.bias".into(), vec![outputs]));
             }
+            Architecture::MeGraphAu { ref backbone, features, .. } => {
+                let backbone_tensors = backbone.tensors(outputs, input_width, input_height);
+                let channels = backbone_tensors.iter().find(|(n, _)| n == "fc.weight").map_or(0, |(_, s)| s[1]);
+                expected.extend(
+                    backbone_tensors
+                        .into_iter()
+                        .filter(|(name, _)| !name.starts_with("fc."))
+                        .map(|(name, shape)| (format!("backbone.{name}"), shape)),
+                );
+                let linear_block = |expected: &mut Vec<_>, prefix: &str, inputs: usize| {
+                    expected.push(v(&format!("{prefix}.fc.weight"), &[features, inputs]));
+                    expected.push(v(&format!("{prefix}.fc.bias"), &[features]));
+                    batch_norm(expected, &format!("{prefix}.bn"), features);
+                };
+                linear_block(&mut expected, "global_linear", channels);
+                for i in 0..outputs {
+                    linear_block(&mut expected, &format!("head.class_linears.{i}"), features);
+                }
+                for linear in ["U", "V"] {
+                    expected.push(v(&format!("head.gnn.{linear}.weight"), &[features, features]));
+                    expected.push(v(&format!("head.gnn.{linear}.bias"), &[features]));
+                }
+                batch_norm(&mut expected, "head.gnn.bnv", outputs);
+                expected.push(v("head.sc", &[outputs, features]));
+            }
+            Architecture::EmoFan {
+                stem_width,
+                mid_width,
+                features,
+                stacks,
+                hourglass_depth,
+                landmarks,
+                head_width,
+                head_blocks,
+                head_hidden,
+            } => {
+                let e = &mut expected;
+                let fan = |part: &str| format!("feature.fan.{part}");
+                let conv = |e: &mut Vec<_>, name: &str, shape: [usize; 4]| {
+                    e.push(v(&format!("{name}.weight"), &shape));
+                    e.push(v(&format!("{name}.bias"), &[shape[0]]));
+                };
+                conv(e, &fan("conv1"), [stem_width, 3, 7, 7]);
+                batch_norm(e, &fan("bn1"), stem_width);
+                conv_block(e, &fan("conv2"), stem_width, mid_width);
+                conv_block(e, &fan("conv3"), mid_width, mid_width);
+                conv_block(e, &fan("conv4"), mid_width, features);
+                for i in 0..stacks {
+                    for level in (1..=hourglass_depth).rev() {
+                        conv_block(e, &fan(&format!("m{i}.b1_{level}")), features, features);
+                        conv_block(e, &fan(&format!("m{i}.b2_{level}")), features, features);
+                        if level == 1 {
+                            conv_block(e, &fan(&format!("m{i}.b2_plus_{level}")), features, features);
+                        }
+                        conv_block(e, &fan(&format!("m{i}.b3_{level}")), features, features);
+                    }
+                    conv_block(e, &fan(&format!("top_m_{i}")), features, features);
+                    conv(e, &fan(&format!("conv_last{i}")), [features, features, 1, 1]);
+                    batch_norm(e, &fan(&format!("bn_end{i}")), features);
+                    conv(e, &fan(&format!("l{i}")), [landmarks, features, 1, 1]);
+                    if i + 1 < stacks {
+                        conv(e, &fan(&format!("bl{i}")), [features, features, 1, 1]);
+                        conv(e, &fan(&format!("al{i}")), [features, landmarks, 1, 1]);
+                    }
+                }
+                conv(e, "predictor.conv1x1_input_emo_2", [head_width, features * (stacks + 1), 1, 1]);
+                for j in 0..head_blocks {
+                    // Sequential indices: a ConvBlock, then its (weightless) max-pool.
+                    conv_block(e, &format!("predictor.emo_net_2.{}", 2 * j), head_width, head_width);
+                }
+                e.push(v("predictor.emo_fc_2.0.weight", &[head_hidden, head_width]));
+                e.push(v("predictor.emo_fc_2.0.bias", &[head_hidden]));
+                batch_norm(e, "predictor.emo_fc_2.1", head_hidden);
+                e.push(v("predictor.emo_fc_2.3.weight", &[outputs, head_hidden]));
+                e.push(v("predictor.emo_fc_2.3.bias", &[outputs]));
+            }
             // Its graphs hold their weights; no checkpoint is converted.
             Architecture::Mediapipe => {}
         }
         expected
+    }
+}
+
+/// A BatchNorm's four tensors, each of `channels`.
+fn batch_norm(expected: &mut Vec<(String, Vec<usize>)>, prefix: &str, channels: usize) {
+    for part in ["weight", "bias", "running_mean", "running_var"] {
+        expected.push((format!("{prefix}.{part}"), vec![channels]));
+    }
+}
+
+/// FAN's `ConvBlock(inputs, out)`: three pre-activated 3x3 convolutions (out/2, out/4, out/4
+/// channels, concatenated) and, when the width changes, a BatchNorm-ReLU-1x1 convolution shortcut.
+fn conv_block(expected: &mut Vec<(String, Vec<usize>)>, prefix: &str, inputs: usize, out: usize) {
+    let (half, quarter) = (out / 2, out / 4);
+    for (i, (from, to)) in [(inputs, half), (half, quarter), (quarter, quarter)].into_iter().enumerate() {
+        batch_norm(expected, &format!("{prefix}.bn{}", i + 1), from);
+        expected.push((format!("{prefix}.conv{}.weight", i + 1), vec![to, from, 3, 3]));
+    }
+    if inputs != out {
+        batch_norm(expected, &format!("{prefix}.downsample.0"), inputs);
+        expected.push((format!("{prefix}.downsample.2.weight"), vec![out, inputs, 1, 1]));
     }
 }
 

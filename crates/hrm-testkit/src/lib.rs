@@ -105,6 +105,23 @@ pub fn resnet50(outputs: usize) -> Vec<Entry> {
     e
 }
 
+/// A state dict of the given names and shapes (as `hrm_core`'s `Architecture::tensors` lists
+/// them), with values of sensible scale: running variances and 1-D scales (`*.weight`: every
+/// 1-D weight of these networks is a norm layer's) 1, other 1-D tensors small, the rest by fan-in.
+pub fn from_shapes(tensors: &[(String, Vec<usize>)]) -> Vec<Entry> {
+    tensors
+        .iter()
+        .map(|(name, shape)| {
+            let init = match shape.len() {
+                1 if name.ends_with(".running_var") || name.ends_with(".weight") => Init::Constant(1.0),
+                1 => Init::Uniform(0.1),
+                _ => Init::FanIn(shape[1..].iter().product()),
+            };
+            entry(name.clone(), shape, init)
+        })
+        .collect()
+}
+
 /// A small deterministic generator (xorshift64*), so checkpoints and fuzzing runs are reproducible.
 /// The state must not be 0.
 pub(crate) struct Rng(pub(crate) u64);

@@ -1,5 +1,5 @@
-//! The HRM networks written natively in candle: timm's ViT (MAE-Face, FMAE, FMAE-IAT) and
-//! torchvision's ResNets, built from a model package's manifest (`[architecture]`) and its
+//! The HRM networks written natively in candle: timm's ViT (MAE-Face, FMAE, FMAE-IAT),
+//! torchvision's ResNets, ME-GraphAU (ANFL head on a ResNet) and EmoFAN, built from a model package's manifest (`[architecture]`) and its
 //! `model.safetensors`, which keeps the checkpoint's own tensor names. No ONNX graph is read:
 //! the same weights run on candle's CPU kernels, or on CUDA with the `cuda` feature.
 //!
@@ -7,6 +7,9 @@
 //! workspace build, with CUDA through `--features cuda` (tools/build-candle-cuda.sh), which needs
 //! `libcuda.so.1` to load: libhrm and `hrm` never link it.
 
+mod emofan;
+mod layers;
+mod megraphau;
 mod network;
 mod plugin;
 mod resnet;

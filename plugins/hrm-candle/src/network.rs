@@ -1,5 +1,7 @@
 //! A package's network, from its manifest and weights, on a device.
 
+use crate::emofan::EmoFan;
+use crate::megraphau::MeGraphAu;
 use crate::resnet::Resnet;
 use crate::vit::Vit;
 use candle_core::{DType, Device, Tensor};
@@ -20,6 +22,9 @@ pub struct Network {
 enum Body {
     Vit(Vit),
     Resnet(Resnet),
+    MeGraphAu(MeGraphAu),
+    /// Boxed: its many layers make it the largest by far.
+    EmoFan(Box<EmoFan>),
 }
 
 impl Network {
@@ -37,9 +42,12 @@ impl Network {
         let body = match architecture.string("kind")? {
             "vit" => Body::Vit(Vit::new(&architecture, &weights, (height, width), outputs)?),
             "resnet" => Body::Resnet(Resnet::new(&architecture, &weights, outputs)?),
+            "me-graphau" => Body::MeGraphAu(MeGraphAu::new(&architecture, &weights, outputs)?),
+            "emofan" => Body::EmoFan(Box::new(EmoFan::new(&architecture, &weights, outputs)?)),
             other => {
                 return Err(format!(
-                    "{}: architecture.kind is \"{other}\": the candle backend runs \"vit\" and \"resnet\" packages",
+                    "{}: architecture.kind is \"{other}\": the candle backend runs \"vit\", \"resnet\", \
+                     \"me-graphau\" and \"emofan\" packages",
                     manifest.display()
                 ))
             }
@@ -64,6 +72,8 @@ impl Network {
         let out = match &self.body {
             Body::Vit(vit) => vit.forward(input),
             Body::Resnet(resnet) => resnet.forward(input),
+            Body::MeGraphAu(graph) => graph.forward(input),
+            Body::EmoFan(emofan) => emofan.forward(input),
         };
         out.and_then(|t| t.to_dtype(DType::F32)).map_err(|e| format!("candle: {}", first_line(&e)))
     }

@@ -1,6 +1,7 @@
 //! torchvision's ResNets (basic and bottleneck blocks, any depth, ResNeXt groups), with each
 //! BatchNorm folded into the convolution before it.
 
+use crate::layers::{BatchNorm, Linear};
 use crate::network::{first_line, Spec, Weights};
 use candle_core::{Tensor, D};
 
@@ -15,9 +16,6 @@ struct Conv {
     groups: usize,
 }
 
-/// torchvision's BatchNorm2d default.
-const BN_EPS: f64 = 1e-5;
-
 impl Conv {
     /// `conv` (`{conv}.weight`, no bias) followed by the BatchNorm `bn`.
     #[allow(clippy::too_many_arguments)]
@@ -30,12 +28,9 @@ impl Conv {
         groups: usize,
     ) -> Result<Conv, String> {
         let weight = w.cpu(&format!("{conv}.weight"), &[out, inputs / groups, kernel, kernel])?;
-        let get = |what: &str| w.cpu(&format!("{bn}.{what}"), &[out]);
-        let (gamma, beta, mean, var) = (get("weight")?, get("bias")?, get("running_mean")?, get("running_var")?);
+        let (scale, shift) = BatchNorm::folded(w, bn, out)?;
         let fold = || -> candle_core::Result<(Tensor, Tensor)> {
-            let scale = gamma.div(&var.affine(1.0, BN_EPS)?.sqrt()?)?;
             let weight = weight.broadcast_mul(&scale.reshape((out, 1, 1, 1))?)?;
-            let shift = beta.sub(&mean.mul(&scale)?)?;
             Ok((weight, shift.reshape((1, out, 1, 1))?))
         };
         let (weight, bias) = fold().map_err(|e| format!("folding {bn} into {conv}: {}", first_line(&e)))?;
@@ -52,16 +47,17 @@ enum Block {
     Bottleneck { conv1: Conv, conv2: Conv, conv3: Conv, downsample: Option<Conv> },
 }
 
-pub struct Resnet {
+/// A ResNet's stem and stages: the input to the last stage's map.
+pub(crate) struct ResnetFeatures {
     stem: Conv,
     blocks: Vec<Block>,
-    /// `[features, outputs]`, and `[1, outputs]`.
-    fc_weight: Tensor,
-    fc_bias: Tensor,
+    /// The last stage's channels.
+    pub channels: usize,
 }
 
-impl Resnet {
-    pub(crate) fn new(arch: &Spec, w: &Weights, outputs: usize) -> Result<Resnet, String> {
+impl ResnetFeatures {
+    /// The ResNet of `arch`, its tensors named `{prefix}conv1.weight`, ...
+    pub(crate) fn new(arch: &Spec, w: &Weights, prefix: &str) -> Result<ResnetFeatures, String> {
         let bottleneck = match arch.string("block")? {
             "basic" => false,
             "bottleneck" => true,
@@ -73,13 +69,13 @@ impl Resnet {
         if layers.len() != widths.len() || layers.len() != out_channels.len() {
             return Err("architecture: layers, widths and out_channels must have one entry per stage".into());
         }
-        let stem = Conv::folded(w, "conv1", "bn1", (stem_width, 3, 7), 2, 1)?;
+        let stem = Conv::folded(w, &format!("{prefix}conv1"), &format!("{prefix}bn1"), (stem_width, 3, 7), 2, 1)?;
         let mut blocks = Vec::new();
         let mut channels = stem_width;
         for (stage, ((&count, &width), &out)) in layers.iter().zip(&widths).zip(&out_channels).enumerate() {
             for index in 0..count {
                 let stride = if stage > 0 && index == 0 { 2 } else { 1 };
-                let name = format!("layer{}.{index}", stage + 1);
+                let name = format!("{prefix}layer{}.{index}", stage + 1);
                 let downsample = match w.has(&format!("{name}.downsample.0.weight")) {
                     true => Some(Conv::folded(
                         w,
@@ -110,15 +106,10 @@ impl Resnet {
                 channels = out;
             }
         }
-        let fc = w.cpu("fc.weight", &[outputs, channels])?;
-        let fc_weight =
-            w.place(&fc.t().and_then(|t| t.contiguous()).map_err(|e| format!("fc.weight: {}", first_line(&e)))?)?;
-        let fc_bias = w.place(
-            &w.cpu("fc.bias", &[outputs])?.reshape((1, outputs)).map_err(|e| format!("fc.bias: {}", first_line(&e)))?,
-        )?;
-        Ok(Resnet { stem, blocks, fc_weight, fc_bias })
+        Ok(ResnetFeatures { stem, blocks, channels })
     }
 
+    /// `[N, 3, H, W]` to `[N, channels, H/32, W/32]`.
     pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
         // After the ReLU every value is >= 0, so zero padding is max-pooling's -inf padding.
         let x = self.stem.forward(input)?.relu()?;
@@ -137,7 +128,25 @@ impl Resnet {
             };
             x = out.add(identity.as_ref().unwrap_or(&x))?.relu()?;
         }
-        let pooled = x.mean(D::Minus1)?.mean(D::Minus1)?;
-        pooled.matmul(&self.fc_weight)?.broadcast_add(&self.fc_bias)
+        Ok(x)
+    }
+}
+
+/// torchvision's ResNet: the features, averaged, through `fc`.
+pub struct Resnet {
+    features: ResnetFeatures,
+    fc: Linear,
+}
+
+impl Resnet {
+    pub(crate) fn new(arch: &Spec, w: &Weights, outputs: usize) -> Result<Resnet, String> {
+        let features = ResnetFeatures::new(arch, w, "")?;
+        let fc = Linear::new(w, "fc", (outputs, features.channels))?;
+        Ok(Resnet { features, fc })
+    }
+
+    pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
+        let x = self.features.forward(input)?;
+        self.fc.forward(&x.mean(D::Minus1)?.mean(D::Minus1)?)
     }
 }

@@ -2,33 +2,9 @@
 //! exact (erf) GELU, learned position embeddings, and either global pooling with `fc_norm` or
 //! the CLS token after `norm`.
 
+use crate::layers::Linear;
 use crate::network::{first_line, Spec, Weights};
 use candle_core::{Tensor, D};
-
-struct Linear {
-    /// `[in, out]`, and `[out]`.
-    weight: Tensor,
-    bias: Tensor,
-}
-
-impl Linear {
-    fn new(w: &Weights, name: &str, (out, inputs): (usize, usize)) -> Result<Linear, String> {
-        let weight = w.cpu(&format!("{name}.weight"), &[out, inputs])?;
-        let weight =
-            weight.t().and_then(|t| t.contiguous()).map_err(|e| format!("{name}.weight: {}", first_line(&e)))?;
-        Ok(Linear { weight: w.place(&weight)?, bias: w.get(&format!("{name}.bias"), &[out])? })
-    }
-
-    /// On `[..., in]`, as rows of one matrix product.
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let rows = x.reshape(((), dims[dims.len() - 1]))?;
-        let out = rows.matmul(&self.weight)?.broadcast_add(&self.bias)?;
-        let mut shape = dims;
-        *shape.last_mut().expect("a rank of at least 1") = self.bias.dims()[0];
-        out.reshape(shape)
-    }
-}
 
 struct LayerNorm {
     weight: Tensor,

@@ -3,6 +3,7 @@
 //! photographs, one at a time and as one batch.
 
 use hrm_candle::{DType, Device, Network};
+use hrm_core::manifest::OutputKind;
 use std::path::{Path, PathBuf};
 
 const TOLERANCE: f64 = 1e-4;
@@ -15,17 +16,18 @@ fn expected() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(repo().join("tests/fixtures/expected.json")).unwrap()).unwrap()
 }
 
-/// The fixture converted as `make_fixtures.py` recorded (its `--heads`), into `dir`.
+/// The fixture converted as `make_fixtures.py` recorded (its `--heads`, `--metric`,
+/// `--neighbors`), into `dir`.
 fn convert(name: &str, dir: &Path) -> PathBuf {
     let args = expected()["fixtures"][name]["convert_args"].clone();
-    let heads = args
-        .as_array()
-        .unwrap()
-        .windows(2)
-        .find(|w| w[0] == "--heads")
-        .map(|w| w[1].as_str().unwrap().parse().unwrap());
-    let options =
-        hrm_convert::ConvertOptions { fixture: true, arch: hrm_convert::ArchOptions { heads }, ..Default::default() };
+    let args: Vec<&str> = args.as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1]);
+    let arch = hrm_convert::ArchOptions {
+        heads: value("--heads").map(|v| v.parse().unwrap()),
+        neighbors: value("--neighbors").map(|v| v.parse().unwrap()),
+        metric: value("--metric").map(|v| hrm_core::manifest::GraphMetric::parse(v).unwrap()),
+    };
+    let options = hrm_convert::ConvertOptions { fixture: true, arch, ..Default::default() };
     let out = dir.join(name);
     hrm_convert::convert(&repo().join(format!("tests/fixtures/{name}.pth")), &out, &options).unwrap();
     out
@@ -60,8 +62,11 @@ fn check(name: &str) {
         assert_eq!(want.len(), 22);
         for (a, want) in want.iter().enumerate() {
             let want = want.as_f64().unwrap();
-            for logit in [alone[a], together[i * 22 + a]] {
-                let got = 1.0 / (1.0 + (-logit as f64).exp());
+            for score in [alone[a], together[i * 22 + a]] {
+                let got = match manifest.output {
+                    OutputKind::Logits => 1.0 / (1.0 + (-score as f64).exp()),
+                    OutputKind::Probabilities => score as f64,
+                };
                 worst = worst.max((got - want).abs());
                 assert!((got - want).abs() <= TOLERANCE, "{name} {photo:?} AU {a}: candle {got}, PyTorch {want}");
             }
@@ -96,16 +101,28 @@ fn torchvision_basic_resnet_matches_pytorch() {
 }
 
 #[test]
-fn a_package_that_is_not_a_vit_or_resnet_or_lacks_a_tensor_is_refused_by_name() {
+fn me_graphau_with_each_metric_matches_pytorch() {
+    check("megraphau_resnet");
+    check("megraphau_cosine");
+    check("megraphau_l1");
+}
+
+#[test]
+fn emofan_matches_pytorch() {
+    check("emofan");
+}
+
+#[test]
+fn a_package_of_an_unknown_kind_or_lacking_a_tensor_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let package = convert("resnet_basic", dir.path());
     let manifest = package.join("hrm-model.toml");
     let weights = package.join("model.safetensors");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let broken = dir.path().join("broken.toml");
-    std::fs::write(&broken, text.replace("kind = \"resnet\"", "kind = \"emofan\"")).unwrap();
+    std::fs::write(&broken, text.replace("kind = \"resnet\"", "kind = \"swin\"")).unwrap();
     let err = Network::load(&broken, &weights, &Device::Cpu, DType::F32).err().unwrap();
-    assert!(err.contains("broken.toml") && err.contains("\"emofan\""), "{err}");
+    assert!(err.contains("broken.toml") && err.contains("\"swin\""), "{err}");
     std::fs::write(&broken, text.replace("layers = [2, 1, 1, 1]", "layers = [3, 1, 1, 1]")).unwrap();
     let err = Network::load(&broken, &weights, &Device::Cpu, DType::F32).err().unwrap();
     assert!(err.contains("no tensor `layer1.2.conv1.weight`"), "{err}");
