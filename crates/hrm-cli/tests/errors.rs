@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use hrm_core::manifest::{Architecture, GraphMetric, ResnetBlock};
-use hrm_testkit::{from_shapes, resnet50, vit, write_checkpoint, Entry, Init, Wrapper};
+use hrm_testkit::{emofan, from_shapes, me_graphau_resnet50, resnet50, vit, write_checkpoint, Entry, Init, Wrapper};
 use std::path::Path;
 
 fn convert_fails(checkpoint: &Path, needles: &[&str]) {
@@ -225,40 +225,16 @@ fn full_size_vit_b16_resnet50_me_graphau_and_emofan_convert_and_run_with_the_rig
             "ResNet-50 (bottleneck blocks [3, 4, 6, 3], widths [64, 128, 256, 512]",
         ),
     ];
-    let graph = Architecture::MeGraphAu {
-        backbone: Box::new(Architecture::Resnet {
-            block: ResnetBlock::Bottleneck,
-            layers: vec![3, 4, 6, 3],
-            widths: vec![64, 128, 256, 512],
-            out_channels: vec![256, 512, 1024, 2048],
-            stem_width: 64,
-            groups: 1,
-        }),
-        features: 512,
-        neighbors: 4,
-        metric: GraphMetric::Dots,
-    };
-    let emofan = Architecture::EmoFan {
-        stem_width: 64,
-        mid_width: 128,
-        features: 256,
-        stacks: 2,
-        hourglass_depth: 4,
-        landmarks: 68,
-        head_width: 256,
-        head_blocks: 4,
-        head_hidden: 128,
-    };
     let cases = cases.into_iter().chain([
         (
             "me_graphau_r50.pth",
-            from_shapes(&graph.tensors(22, 224, 224)),
+            me_graphau_resnet50(22),
             Wrapper::StateDictWithModulePrefix,
             "ME-GraphAU (MEFARG, ANFL head) on a ResNet-50 (bottleneck blocks [3, 4, 6, 3]",
         ),
         (
             "emofan.pth",
-            from_shapes(&emofan.tensors(22, 256, 256)),
+            emofan(22),
             Wrapper::TopLevel,
             "EmoFAN: FAN with 2 hourglass stacks (depth 4, 256 channels), EmoNet head with 4 blocks",
         ),
@@ -349,4 +325,46 @@ fn me_graphau_and_emofan_with_wrong_tensors_are_refused_with_the_list() {
         assert_eq!(text.matches("\n  ").count(), 3, "{file}: exactly the three problems: {text}");
         assert!(!out.exists(), "{file}: nothing written");
     }
+}
+
+/// EmoFAN's other layouts: the flat names of `face-analysis/emonet` (FAN's modules beside the
+/// head's) and `FAN_`'s `fan.*` give the same package, and the same AUs, as `EmoNet`'s own.
+#[test]
+fn emofan_in_its_flat_and_fan_layouts_converts_as_emonets_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let emofan = Architecture::EmoFan {
+        stem_width: 8,
+        mid_width: 16,
+        features: 16,
+        stacks: 2,
+        hourglass_depth: 2,
+        landmarks: 4,
+        head_width: 8,
+        head_blocks: 4,
+        head_hidden: 8,
+    };
+    let image = &shared_images()[0];
+    let layouts: [(&str, fn(&str) -> String); 3] = [
+        ("emonet", |name| name.to_string()),
+        ("flat", |name| name.replace("feature.fan.", "").replace("predictor.", "")),
+        ("fan", |name| name.replace("feature.fan.", "fan.")),
+    ];
+    let mut answers = Vec::new();
+    for (layout, rename) in layouts {
+        let mut entries = from_shapes(&emofan.tensors(22, 256, 256));
+        entries.iter_mut().for_each(|e| e.name = rename(&e.name));
+        let checkpoint = dir.path().join(format!("{layout}.pth"));
+        write_checkpoint(&checkpoint, &entries, Wrapper::TopLevel, 3).unwrap();
+        let package = dir.path().join(layout);
+        let output = hrm(&["convert", path(&checkpoint), "--out", path(&package)]);
+        assert!(output.status.success(), "{layout}: {}", stderr(&output));
+        assert_eq!(stderr(&output).contains("renamed"), layout != "emonet", "{layout}: {}", stderr(&output));
+        let output = hrm(&["detect", "--aligned", "--model", path(&package), path(image)]);
+        assert!(output.status.success(), "{layout}: {}", stderr(&output));
+        let row: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(row["aus"].as_object().unwrap().len(), 22);
+        answers.push(row["aus"].clone());
+    }
+    assert_eq!(answers.len(), 3);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
 }

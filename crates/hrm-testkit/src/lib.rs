@@ -105,6 +105,96 @@ pub fn resnet50(outputs: usize) -> Vec<Entry> {
     e
 }
 
+/// ME-GraphAU stage 1 as the authors' `MEFARG(num_classes, 'resnet50')` names it: the ResNet-50
+/// backbone without `fc` under `backbone.`, `global_linear` (2048 -> 512), a LinearBlock per AU,
+/// the GNN (`U`, `V`, `bnv` over the nodes) and the class vectors `sc`.
+pub fn me_graphau_resnet50(outputs: usize) -> Vec<Entry> {
+    let mut e: Vec<Entry> = resnet50(outputs)
+        .into_iter()
+        .filter(|t| !t.name.starts_with("fc."))
+        .map(|t| Entry { name: format!("backbone.{}", t.name), ..t })
+        .collect();
+    let features = 512;
+    let linear_block = |e: &mut Vec<Entry>, prefix: String, inputs: usize| {
+        e.push(entry(format!("{prefix}.fc.weight"), &[features, inputs], Init::FanIn(inputs)));
+        e.push(entry(format!("{prefix}.fc.bias"), &[features], Init::Uniform(0.1)));
+        batch_norm(e, &format!("{prefix}.bn"), features);
+    };
+    linear_block(&mut e, "global_linear".into(), 2048);
+    for i in 0..outputs {
+        linear_block(&mut e, format!("head.class_linears.{i}"), features);
+    }
+    for linear in ["U", "V"] {
+        e.push(entry(format!("head.gnn.{linear}.weight"), &[features, features], Init::FanIn(features)));
+        e.push(entry(format!("head.gnn.{linear}.bias"), &[features], Init::Uniform(0.1)));
+    }
+    batch_norm(&mut e, "head.gnn.bnv", outputs);
+    e.push(entry("head.sc", &[outputs, features], Init::FanIn(features)));
+    e
+}
+
+/// EmoFAN as `aunet_train`'s `EmoNet(n_classes=outputs)` names it: FAN (2 stacks of depth-4
+/// hourglasses, 256 channels, 68 heatmaps) under `feature.fan.`, the AU head under `predictor.`.
+pub fn emofan(outputs: usize) -> Vec<Entry> {
+    let mut e = Vec::new();
+    let conv = |e: &mut Vec<Entry>, name: String, shape: [usize; 4], bias: bool| {
+        e.push(entry(format!("{name}.weight"), &shape, Init::FanIn(shape[1] * shape[2] * shape[3])));
+        if bias {
+            e.push(entry(format!("{name}.bias"), &[shape[0]], Init::Uniform(0.1)));
+        }
+    };
+    let conv_block = |e: &mut Vec<Entry>, name: String, inputs: usize, out: usize| {
+        for (i, (from, to)) in [(inputs, out / 2), (out / 2, out / 4), (out / 4, out / 4)].into_iter().enumerate() {
+            batch_norm(e, &format!("{name}.bn{}", i + 1), from);
+            conv(e, format!("{name}.conv{}", i + 1), [to, from, 3, 3], false);
+        }
+        if inputs != out {
+            batch_norm(e, &format!("{name}.downsample.0"), inputs);
+            conv(e, format!("{name}.downsample.2"), [out, inputs, 1, 1], false);
+        }
+    };
+    let fan = |part: &str| format!("feature.fan.{part}");
+    conv(&mut e, fan("conv1"), [64, 3, 7, 7], true);
+    batch_norm(&mut e, &fan("bn1"), 64);
+    conv_block(&mut e, fan("conv2"), 64, 128);
+    conv_block(&mut e, fan("conv3"), 128, 128);
+    conv_block(&mut e, fan("conv4"), 128, 256);
+    for i in 0..2 {
+        for level in 1..=4 {
+            for part in ["b1", "b2", "b3"] {
+                conv_block(&mut e, fan(&format!("m{i}.{part}_{level}")), 256, 256);
+            }
+        }
+        conv_block(&mut e, fan(&format!("m{i}.b2_plus_1")), 256, 256);
+        conv_block(&mut e, fan(&format!("top_m_{i}")), 256, 256);
+        conv(&mut e, fan(&format!("conv_last{i}")), [256, 256, 1, 1], true);
+        batch_norm(&mut e, &fan(&format!("bn_end{i}")), 256);
+        conv(&mut e, fan(&format!("l{i}")), [68, 256, 1, 1], true);
+        if i == 0 {
+            conv(&mut e, fan("bl0"), [256, 256, 1, 1], true);
+            conv(&mut e, fan("al0"), [256, 68, 1, 1], true);
+        }
+    }
+    conv(&mut e, "predictor.conv1x1_input_emo_2".into(), [256, 768, 1, 1], true);
+    for j in 0..4 {
+        conv_block(&mut e, format!("predictor.emo_net_2.{}", 2 * j), 256, 256);
+    }
+    e.push(entry("predictor.emo_fc_2.0.weight", &[128, 256], Init::FanIn(256)));
+    e.push(entry("predictor.emo_fc_2.0.bias", &[128], Init::Uniform(0.1)));
+    batch_norm(&mut e, "predictor.emo_fc_2.1", 128);
+    e.push(entry("predictor.emo_fc_2.3.weight", &[outputs, 128], Init::FanIn(128)));
+    e.push(entry("predictor.emo_fc_2.3.bias", &[outputs], Init::Uniform(0.1)));
+    e
+}
+
+/// A BatchNorm's tensors: scale 1, small shift and mean, variance 1.
+fn batch_norm(e: &mut Vec<Entry>, prefix: &str, channels: usize) {
+    e.push(entry(format!("{prefix}.weight"), &[channels], Init::Constant(1.0)));
+    e.push(entry(format!("{prefix}.bias"), &[channels], Init::Uniform(0.1)));
+    e.push(entry(format!("{prefix}.running_mean"), &[channels], Init::Uniform(0.1)));
+    e.push(entry(format!("{prefix}.running_var"), &[channels], Init::Constant(1.0)));
+}
+
 /// A state dict of the given names and shapes (as `hrm_core`'s `Architecture::tensors` lists
 /// them), with values of sensible scale: running variances and 1-D scales (`*.weight`: every
 /// 1-D weight of these networks is a norm layer's) 1, other 1-D tensors small, the rest by fan-in.
