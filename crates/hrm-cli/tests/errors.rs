@@ -344,7 +344,8 @@ fn emofan_in_its_flat_and_fan_layouts_converts_as_emonets_own() {
         head_hidden: 8,
     };
     let image = &shared_images()[0];
-    let layouts: [(&str, fn(&str) -> String); 3] = [
+    type Rename = fn(&str) -> String;
+    let layouts: [(&str, Rename); 3] = [
         ("emonet", |name| name.to_string()),
         ("flat", |name| name.replace("feature.fan.", "").replace("predictor.", "")),
         ("fan", |name| name.replace("feature.fan.", "fan.")),
