@@ -3,7 +3,8 @@ fixtures after reading the authors' code, with the authors' module names (so the
 have the published keys) and every width a parameter (so the fixtures can be small):
 
 - ME-GraphAU stage 1 (`CVI-SZU/ME-GraphAU`, `model/ANFL.py`: `MEFARG` with the ANFL head) on a
-  torchvision ResNet backbone whose `fc` is dropped and whose last map is read as tokens;
+  torchvision ResNet backbone whose `fc` is dropped and whose last map is read as tokens, or on
+  the Swin transformer of its `model/swin_transformer.py` (its classifier dropped);
 - EmoFAN for AUs (`jingyang2017/aunet_train`, `models/emonet_split.py`: `EmoNet`, FAN's stacked
   hourglasses and EmoNet's head), where every "InstanceNorm2d" is a BatchNorm2d because that file
   rebinds `nn.InstanceNorm2d = nn.BatchNorm2d` before defining its layers.
@@ -94,15 +95,172 @@ class ResnetTokens(nn.Module):
 
 
 class MEFARG(nn.Module):
-    def __init__(self, resnet, nodes=22, neighbors=4, metric="dots"):
+    """`backbone`: a torchvision ResNet (its `fc` dropped; nodes of a quarter of its channels) or
+    a SwinTokens (nodes of half its channels)."""
+
+    def __init__(self, backbone, nodes=22, neighbors=4, metric="dots"):
         super().__init__()
-        self.backbone = ResnetTokens(resnet)
-        channels = resnet.fc.in_features
-        self.global_linear = LinearBlock(channels, channels // 4)
-        self.head = Head(channels // 4, nodes, neighbors, metric)
+        if isinstance(backbone, SwinTokens):
+            self.backbone, channels, features = backbone, backbone.num_features, backbone.num_features // 2
+        else:
+            self.backbone, channels = ResnetTokens(backbone), backbone.fc.in_features
+            features = channels // 4
+        self.global_linear = LinearBlock(channels, features)
+        self.head = Head(features, nodes, neighbors, metric)
 
     def forward(self, x):
         return self.head(self.global_linear(self.backbone(x)))
+
+
+# --- Swin backbone (ME-GraphAU's `model/swin_transformer.py`, Liu et al. 2021) -------------------
+
+def window_mask(resolution, window, shift):
+    """The -100/0 attention mask of shifted windows: tokens from different regions of the rolled
+    map do not attend to each other."""
+    region = torch.zeros(resolution, resolution)
+    bounds = (0, resolution - window, resolution - shift, resolution)
+    for i in range(3):
+        for j in range(3):
+            region[bounds[i]:bounds[i + 1], bounds[j]:bounds[j + 1]] = 3 * i + j
+    windows = to_windows(region[None, :, :, None], window).flatten(1)  # [nW, w*w]
+    different = windows.unsqueeze(1) != windows.unsqueeze(2)
+    return torch.zeros(different.shape).masked_fill(different, -100.0)
+
+
+def to_windows(x, window):
+    """[B, H, W, C] -> [B * nW, w, w, C], windows in row-major order."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // window, window, w // window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window, window, c)
+
+
+def from_windows(windows, window, h, w):
+    c = windows.shape[-1]
+    x = windows.view(-1, h // window, w // window, window, window, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)
+
+
+class WindowAttention(nn.Module):
+    def __init__(self, dim, window, heads):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        relative = (coords[:, :, None] - coords[:, None, :]) + (window - 1)  # [2, w*w, w*w]
+        self.register_buffer("relative_position_index", relative[0] * (2 * window - 1) + relative[1])
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, mask):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attention = (q * self.scale) @ k.transpose(-2, -1)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(n, n, -1)
+        attention = attention + bias.permute(2, 0, 1).unsqueeze(0)
+        if mask is not None:
+            windows = mask.shape[0]
+            attention = attention.view(-1, windows, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attention = attention.view(-1, self.heads, n, n)
+        x = (attention.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(x)
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class SwinBlock(nn.Module):
+    """Pre-norm window attention (on the map rolled by `shift` in odd blocks) and MLP. A map no
+    larger than the window is one window, never shifted."""
+
+    def __init__(self, dim, resolution, heads, window, shift):
+        super().__init__()
+        if resolution <= window:
+            window, shift = resolution, 0
+        self.resolution, self.window, self.shift = resolution, window, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, window, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, 4 * dim)
+        self.register_buffer("attn_mask", window_mask(resolution, window, shift) if shift else None)
+
+    def forward(self, x):
+        b, _, c = x.shape
+        r, s = self.resolution, self.shift
+        y = self.norm1(x).view(b, r, r, c)
+        if s:
+            y = torch.roll(y, shifts=(-s, -s), dims=(1, 2))
+        y = self.attn(to_windows(y, self.window).view(-1, self.window ** 2, c), self.attn_mask)
+        y = from_windows(y.view(-1, self.window, self.window, c), self.window, r, r)
+        if s:
+            y = torch.roll(y, shifts=(s, s), dims=(1, 2))
+        x = x + y.reshape(b, r * r, c)
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMerging(nn.Module):
+    """Each 2x2 group of tokens concatenated (top-left, bottom-left, top-right, bottom-right),
+    normalised and projected to twice the width."""
+
+    def __init__(self, resolution, dim):
+        super().__init__()
+        self.resolution = resolution
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim)
+
+    def forward(self, x):
+        b, _, c = x.shape
+        x = x.view(b, self.resolution, self.resolution, c)
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
+        return self.reduction(self.norm(x.view(b, -1, 4 * c)))
+
+
+class SwinStage(nn.Module):
+    def __init__(self, dim, resolution, depth, heads, window, merge):
+        super().__init__()
+        self.blocks = nn.ModuleList(SwinBlock(dim, resolution, heads, window, 0 if i % 2 == 0 else window // 2)
+                                    for i in range(depth))
+        self.downsample = PatchMerging(resolution, dim) if merge else None
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x if self.downsample is None else self.downsample(x)
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, patch, dim):
+        super().__init__()
+        self.proj = nn.Conv2d(3, dim, kernel_size=patch, stride=patch)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
+
+
+class SwinTokens(nn.Module):
+    """Swin's tokens after its last stage and `norm` (its classifier dropped, as MEFARG does)."""
+
+    def __init__(self, dim=96, depths=(2, 2, 6, 2), heads=(3, 6, 12, 24), window=7, image=224, patch=4):
+        super().__init__()
+        self.patch_embed = PatchEmbed(patch, dim)
+        resolution = image // patch
+        self.layers = nn.ModuleList(
+            SwinStage(dim * 2 ** i, resolution // 2 ** i, depth, heads[i], window, i < len(depths) - 1)
+            for i, depth in enumerate(depths))
+        self.num_features = dim * 2 ** (len(depths) - 1)
+        self.norm = nn.LayerNorm(self.num_features)
+
+    def forward(self, x):
+        x = self.patch_embed(x)
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
 
 
 # --- EmoFAN -----------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def randomise(model, seed):
     norm_scales = {f"{m}.weight" for m, module in model.named_modules() if isinstance(module, norm_types)}
     with torch.no_grad():
         for name, p in list(model.named_parameters()) + list(model.named_buffers()):
-            if not p.dtype.is_floating_point:
+            if not p.dtype.is_floating_point or name.endswith("attn_mask"):  # Swin's masks are derived
                 continue
             r = torch.randn(p.shape, generator=g)
             if name.endswith("running_var"):
@@ -163,6 +163,11 @@ def graph_fixtures():
     args = argparse.Namespace(arc="resnet18", metric="cosine", neighbor_num=3, lr=1e-4, num_classes=22)
     yield "megraphau_cosine", cosine, {"epoch": 3, "state_dict": dataparallel(cosine.state_dict()),
                                        "args": args}, []
+    # A Swin backbone (windows shifted in the first three stages, one window in the last).
+    swin = hrm_networks.SwinTokens(dim=8, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), window=7)
+    swin = randomise(hrm_networks.MEFARG(swin, nodes=22, neighbors=4, metric="dots"), 10).eval()
+    yield "megraphau_swin", swin, {"epoch": 11, "state_dict": dataparallel(swin.state_dict())}, []
+
     backbone = small_resnet(BasicBlock, [1, 1, 1, 1], [8, 16, 32, 64], 8)
     l1 = randomise(hrm_networks.MEFARG(backbone, nodes=22, neighbors=5, metric="l1"), 8).eval()
     yield "megraphau_l1", l1, {"epoch": 3, "state_dict": dataparallel(l1.state_dict())}, \

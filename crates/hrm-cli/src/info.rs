@@ -38,6 +38,9 @@ pub fn describe_architecture(architecture: &Architecture) -> String {
             describe_architecture(backbone),
             metric.name()
         ),
+        Architecture::Swin { width, depths, heads, window, patch_size } => {
+            format!("Swin/{patch_size}: width {width}, blocks {depths:?}, heads {heads:?}, window {window}")
+        }
         Architecture::EmoFan { stacks, hourglass_depth, features, head_blocks, .. } => format!(
             "EmoFAN: FAN with {stacks} hourglass stacks (depth {hourglass_depth}, {features} channels), \
              EmoNet head with {head_blocks} blocks"

@@ -95,7 +95,7 @@ fn mae_face_in_batches_of_4_and_6_matches_pytorch() {
 }
 
 /// Every fixture `tools/make_fixtures.py` writes.
-const FIXTURES: [&str; 9] = [
+const FIXTURES: [&str; 10] = [
     "mae_face_gap",
     "mae_face_cls",
     "fmae_iat",
@@ -104,6 +104,7 @@ const FIXTURES: [&str; 9] = [
     "megraphau_resnet",
     "megraphau_cosine",
     "megraphau_l1",
+    "megraphau_swin",
     "emofan",
 ];
 
@@ -168,6 +169,15 @@ fn me_graphau_from_the_authors_layout_matches_pytorch() {
 fn me_graphau_with_the_cosine_and_l1_metrics_matches_pytorch() {
     check_fixture("megraphau_cosine");
     check_fixture("megraphau_l1");
+}
+
+/// ME-GraphAU on the Swin backbone of the authors' `model/swin_transformer.py` (shifted windows
+/// and their masks in three stages, one window in the last), its derived buffers in the
+/// checkpoint as the authors' code saves them.
+#[test]
+fn me_graphau_on_a_swin_backbone_matches_pytorch() {
+    check_fixture("megraphau_swin");
+    check_fixture_in_batches("megraphau_swin", 4, "tract");
 }
 
 /// EmoFAN (FAN's two hourglass stacks and EmoNet's head) from a raw state dict, 256x256 input.

@@ -300,19 +300,32 @@ fn describe_resnet(architecture: &Architecture) -> String {
 /// `train_stage1.py` saves it: `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefixes.
 fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognised> {
     const NAME: &str = "ME-GraphAU (MEFARG, ANFL head)";
-    if tensors.keys().any(|k| k.starts_with("backbone.layers.") || k.starts_with("backbone.patch_embed.")) {
-        return Err(ConvertError::Unsupported {
-            path: path.to_path_buf(),
-            architecture: "ME-GraphAU with a Swin transformer backbone".into(),
-            reason: "only its ResNet backbones (18, 50, 101) are converted so far".into(),
-        });
-    }
     let mut problems = Vec::new();
     let features = dim(tensors, "global_linear.fc.weight", 0, &mut problems);
     let outputs = dim(tensors, "head.sc", 0, &mut problems);
+    let swin = tensors.keys().any(|k| k.starts_with("backbone.layers.") || k.starts_with("backbone.patch_embed."));
+    // Swin's relative position index and shifted-window masks are buffers its code derives from
+    // the window and the map sizes; the graph derives them too.
+    let derived =
+        |name: &str| swin && (name.ends_with(".attn.relative_position_index") || name.ends_with(".attn_mask"));
+    let tensors: Tensors =
+        tensors.iter().filter(|(name, _)| !derived(name)).map(|(n, t)| (n.clone(), t.clone())).collect();
     let backbone: Tensors =
         tensors.iter().filter_map(|(name, t)| Some((name.strip_prefix("backbone.")?.to_string(), t.clone()))).collect();
-    let backbone = resnet_architecture(path, NAME, &backbone, problems)?;
+    let (backbone, described) = match swin {
+        true => {
+            let swin = swin_architecture(path, NAME, &backbone, problems)?;
+            let Architecture::Swin { width, depths, heads, window, .. } = &swin else { unreachable!("built above") };
+            let described = format!("Swin, width {width}, blocks {depths:?}, heads {heads:?}, window {window}");
+            (swin, described)
+        }
+        false => {
+            let resnet = resnet_architecture(path, NAME, &backbone, problems)?;
+            let described = format!("ResNet, {}", describe_resnet(&resnet));
+            (resnet, described)
+        }
+    };
+    let tensors = &tensors;
     let aus = au_list(path, NAME, outputs)?;
     let neighbors = options.neighbors.unwrap_or(4);
     let metric = options.metric.unwrap_or(GraphMetric::Dots);
@@ -321,8 +334,8 @@ fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<R
             "{neighbors} neighbours: the graph has {outputs} nodes (one per AU), so K must be from 1 to {outputs}"
         )));
     }
-    let notes = vec![
-        format!("backbone: ResNet, {}", describe_resnet(&backbone)),
+    let mut notes = vec![
+        format!("backbone: {described}"),
         format!(
             "graph: {neighbors} neighbours by {}{}; the scores are cosine similarities, \
              thresholded at 0.5 without a sigmoid",
@@ -330,11 +343,37 @@ fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<R
             if options.neighbors.is_none() && options.metric.is_none() { " (the authors' defaults)" } else { "" }
         ),
     ];
+    if swin {
+        notes.push("Swin's relative_position_index and attn_mask buffers are derived, not read".into());
+    }
     let architecture = Architecture::MeGraphAu { backbone: Box::new(backbone), features, neighbors, metric };
     let input_size = bounded(path, NAME, &architecture, Some(224))?;
     let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
     check(path, NAME, tensors, &expected, &[])?;
     Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed: BTreeMap::new() })
+}
+
+/// A Swin transformer's parameters from its tensors (`model/swin_transformer.py`'s names).
+fn swin_architecture(path: &Path, name: &str, tensors: &Tensors, mut problems: Vec<String>) -> Result<Architecture> {
+    let width = dim(tensors, "patch_embed.proj.weight", 0, &mut problems);
+    let patch_size = dim(tensors, "patch_embed.proj.weight", 2, &mut problems);
+    let stages = (0..).take_while(|i| tensors.contains_key(&format!("layers.{i}.blocks.0.norm1.weight"))).count();
+    let mut depths = Vec::new();
+    let mut heads = Vec::new();
+    for i in 0..stages {
+        depths.push(block_count(tensors, &format!("layers.{i}.blocks.")));
+        heads.push(dim(tensors, &format!("layers.{i}.blocks.0.attn.relative_position_bias_table"), 1, &mut problems));
+    }
+    // The first stage's table has (2w - 1)^2 rows (a later stage's window may be its whole map).
+    let rows = dim(tensors, "layers.0.blocks.0.attn.relative_position_bias_table", 0, &mut problems);
+    let window = ((rows as f64).sqrt().round() as usize).div_ceil(2);
+    if stages == 0 {
+        problems.push("missing: layers.0.blocks.0.norm1.weight".into());
+    }
+    if !problems.is_empty() {
+        return Err(tensor_error(path, name, problems));
+    }
+    Ok(Architecture::Swin { width, depths, heads, window, patch_size })
 }
 
 /// The names EmoFAN's parts have in the package: `aunet_train`'s `EmoNet` (`feature.fan.*`, the

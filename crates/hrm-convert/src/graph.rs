@@ -17,12 +17,14 @@ pub fn build(g: &mut Graph, architecture: &Architecture, input_size: usize, outp
             linear(g, &x, "fc")
         }
         Architecture::MeGraphAu { backbone, neighbors, metric, .. } => {
-            me_graphau(g, backbone, *neighbors, *metric, outputs)
+            me_graphau(g, backbone, *neighbors, *metric, outputs, input_size)
         }
         Architecture::EmoFan { stacks, hourglass_depth, head_blocks, .. } => {
             emofan(g, *stacks, *hourglass_depth, *head_blocks)
         }
-        Architecture::Mediapipe => unreachable!("checkpoints are never recognised as MediaPipe's networks"),
+        Architecture::Mediapipe | Architecture::Swin { .. } => {
+            unreachable!("checkpoints are never recognised as MediaPipe's networks or a bare Swin")
+        }
     }
 }
 
@@ -68,8 +70,6 @@ fn vit(
     let scale = g.scalar((head_dim as f32).powf(-0.5));
     let (q_start, k_start, v_start, v_end) = (g.ints(&[0]), g.ints(&[d]), g.ints(&[2 * d]), g.ints(&[3 * d]));
     let columns = g.ints(&[1]);
-    let inv_sqrt2 = g.scalar(2f32.sqrt().recip());
-    let (half, one_f) = (g.scalar(0.5), g.scalar(1.0));
     for i in 0..depth {
         let name = |part: &str| format!("blocks.{i}.{part}");
         let h = layer_norm(g, &x, &name("norm1"), eps);
@@ -95,13 +95,7 @@ fn vit(
 
         let h = layer_norm(g, &x, &name("norm2"), eps);
         let h = linear(g, &h, &name("mlp.fc1"));
-        // Exact GELU as PyTorch computes it, (x * 0.5) * (1 + erf(x * (1 / sqrt 2))): the form
-        // tract recognises and runs as one fused kernel.
-        let e = g.op("Mul", &[&h, &inv_sqrt2], &[]);
-        let e = g.op("Erf", &[&e], &[]);
-        let e = g.op("Add", &[&e, &one_f], &[]);
-        let half_h = g.op("Mul", &[&h, &half], &[]);
-        let h = g.op("Mul", &[&half_h, &e], &[]);
+        let h = gelu(g, &h);
         let h = linear(g, &h, &name("mlp.fc2"));
         x = g.op("Add", &[&x, &h], &[]);
     }
@@ -182,14 +176,25 @@ fn resnet_features(g: &mut Graph, prefix: &str, architecture: &Architecture) -> 
 }
 
 /// ME-GraphAU's `MEFARG` (ANFL head), op for op as `model/ANFL.py` computes it.
-fn me_graphau(g: &mut Graph, backbone: &Architecture, neighbors: usize, metric: GraphMetric, nodes: usize) -> String {
-    // The backbone's map as tokens, [N, HW, C], then `global_linear`.
-    let x = resnet_features(g, "backbone.", backbone);
-    let Architecture::Resnet { out_channels, .. } = backbone else { unreachable!("checked above") };
-    let channels = *out_channels.last().expect("a ResNet has stages") as i64;
-    let shape = g.ints(&[0, channels, -1]);
-    let x = g.op("Reshape", &[&x, &shape], &[]);
-    let x = g.op("Transpose", &[&x], &[Attr::Ints("perm", &[0, 2, 1])]);
+fn me_graphau(
+    g: &mut Graph,
+    backbone: &Architecture,
+    neighbors: usize,
+    metric: GraphMetric,
+    nodes: usize,
+    input_size: usize,
+) -> String {
+    // The backbone's tokens, [N, T, C], then `global_linear`.
+    let x = match backbone {
+        Architecture::Resnet { out_channels, .. } => {
+            let x = resnet_features(g, "backbone.", backbone);
+            let channels = out_channels.last().map_or(0, |&c| c as i64);
+            let shape = g.ints(&[0, channels, -1]);
+            let x = g.op("Reshape", &[&x, &shape], &[]);
+            g.op("Transpose", &[&x], &[Attr::Ints("perm", &[0, 2, 1])])
+        }
+        _ => swin_tokens(g, "backbone.", backbone, input_size),
+    };
     let x = linear_block(g, &x, "global_linear");
 
     // AFG: one LinearBlock per AU, averaged over the tokens: the nodes [N, n, F].
@@ -259,6 +264,200 @@ fn me_graphau(g: &mut Graph, backbone: &Architecture, neighbors: usize, metric: 
     let cl = g.op("ReduceSum", &[&cl, &last], &[Attr::Int("keepdims", 0)]);
     let one = g.scalar(1.0);
     g.op("Min", &[&cl, &one], &[])
+}
+
+/// The Swin transformer of ME-GraphAU's `model/swin_transformer.py`, from the input to its
+/// final LayerNorm's tokens `[N, L, C]`; every map side is fixed by the architecture.
+fn swin_tokens(g: &mut Graph, prefix: &str, swin: &Architecture, input_size: usize) -> String {
+    let Architecture::Swin { width, patch_size, .. } = swin else { unreachable!("a Swin, as checked") };
+    let (p, c) = (*patch_size as i64, *width as i64);
+    let (w, b) =
+        (g.weight(&format!("{prefix}patch_embed.proj.weight")), g.weight(&format!("{prefix}patch_embed.proj.bias")));
+    let x = g.op("Conv", &["input", &w, &b], &[Attr::Ints("kernel_shape", &[p, p]), Attr::Ints("strides", &[p, p])]);
+    let shape = g.ints(&[0, c, -1]);
+    let x = g.op("Reshape", &[&x, &shape], &[]);
+    let x = g.op("Transpose", &[&x], &[Attr::Ints("perm", &[0, 2, 1])]);
+    let mut x = layer_norm(g, &x, &format!("{prefix}patch_embed.norm"), SWIN_LAYER_NORM_EPS);
+    let stages = swin.swin_stages(input_size);
+    for (i, &(dim, side, window, depth, heads)) in stages.iter().enumerate() {
+        for j in 0..depth {
+            // Odd blocks shift the windows by half a window, unless one window is the whole map.
+            let shift = if j % 2 == 1 && side > window { window / 2 } else { 0 };
+            let block = SwinBlock { dim, side, window, heads, shift };
+            x = swin_block(g, &x, &format!("{prefix}layers.{i}.blocks.{j}"), &block);
+        }
+        if i + 1 < stages.len() {
+            x = patch_merging(g, &x, &format!("{prefix}layers.{i}.downsample"), dim, side);
+        }
+    }
+    layer_norm(g, &x, &format!("{prefix}norm"), SWIN_LAYER_NORM_EPS)
+}
+
+/// Swin's `nn.LayerNorm` default.
+const SWIN_LAYER_NORM_EPS: f32 = 1e-5;
+
+/// One Swin block's sizes: `dim` channels on a `side` x `side` map in `window` x `window` windows,
+/// rolled by `shift`.
+struct SwinBlock {
+    dim: usize,
+    side: usize,
+    window: usize,
+    heads: usize,
+    shift: usize,
+}
+
+/// A Swin block on tokens `[N, side^2, dim]`: pre-norm (shifted) window attention with relative
+/// position bias, then a pre-norm MLP with exact GELU, each added back.
+fn swin_block(g: &mut Graph, x: &str, prefix: &str, b: &SwinBlock) -> String {
+    let (dim, side, window) = (b.dim as i64, b.side as i64, b.window as i64);
+    let tokens = window * window;
+    let per_side = side / window;
+    let h = layer_norm(g, x, &format!("{prefix}.norm1"), SWIN_LAYER_NORM_EPS);
+    let map_shape = g.ints(&[-1, side, side, dim]);
+    let mut h = g.op("Reshape", &[&h, &map_shape], &[]);
+    if b.shift > 0 {
+        h = roll(g, &h, -(b.shift as i64), b.side);
+    }
+    // Windows in row-major order: [N * nW, w * w, C].
+    let split = g.ints(&[-1, per_side, window, per_side, window, dim]);
+    let h = g.op("Reshape", &[&h, &split], &[]);
+    let h = g.op("Transpose", &[&h], &[Attr::Ints("perm", &[0, 1, 3, 2, 4, 5])]);
+    let window_rows = g.ints(&[-1, tokens, dim]);
+    let h = g.op("Reshape", &[&h, &window_rows], &[]);
+
+    // Attention within each window: q, k, v from the fused projection, [3, N*nW, heads, n, hd].
+    let head_dim = dim / b.heads as i64;
+    let qkv = linear3(g, &h, &format!("{prefix}.attn.qkv"));
+    let qkv_shape = g.ints(&[-1, tokens, 3, b.heads as i64, head_dim]);
+    let qkv = g.op("Reshape", &[&qkv, &qkv_shape], &[]);
+    let qkv = g.op("Transpose", &[&qkv], &[Attr::Ints("perm", &[2, 0, 3, 1, 4])]);
+    let [q, k, v] = [0, 1, 2].map(|i| {
+        let index = g.scalar_int(i);
+        g.op("Gather", &[&qkv, &index], &[Attr::Int("axis", 0)])
+    });
+    let scale = g.scalar((head_dim as f32).powf(-0.5));
+    let q = g.op("Mul", &[&q, &scale], &[]);
+    let kt = g.op("Transpose", &[&k], &[Attr::Ints("perm", &[0, 1, 3, 2])]);
+    let attention = g.op("MatMul", &[&q, &kt], &[]);
+    // The relative position bias: table rows picked by each pair's offset, [heads, n, n].
+    let table = g.weight(&format!("{prefix}.attn.relative_position_bias_table"));
+    let index = g.ints(&relative_position_index(b.window));
+    let bias = g.op("Gather", &[&table, &index], &[Attr::Int("axis", 0)]);
+    let bias_shape = g.ints(&[tokens, tokens, b.heads as i64]);
+    let bias = g.op("Reshape", &[&bias, &bias_shape], &[]);
+    let bias = g.op("Transpose", &[&bias], &[Attr::Ints("perm", &[2, 0, 1])]);
+    let mut attention = g.op("Add", &[&attention, &bias], &[]);
+    if b.shift > 0 {
+        let windows = per_side * per_side;
+        let grouped = g.ints(&[-1, windows, b.heads as i64, tokens, tokens]);
+        let grouped = g.op("Reshape", &[&attention, &grouped], &[]);
+        let mask = shifted_window_mask(b.side, b.window, b.shift);
+        let mask = g.floats_shaped(&[windows as usize, 1, tokens as usize, tokens as usize], &mask);
+        let masked = g.op("Add", &[&grouped, &mask], &[]);
+        let back = g.ints(&[-1, b.heads as i64, tokens, tokens]);
+        attention = g.op("Reshape", &[&masked, &back], &[]);
+    }
+    let attention = g.op("Softmax", &[&attention], &[Attr::Int("axis", -1)]);
+    let o = g.op("MatMul", &[&attention, &v], &[]);
+    let o = g.op("Transpose", &[&o], &[Attr::Ints("perm", &[0, 2, 1, 3])]);
+    let o = g.op("Reshape", &[&o, &window_rows], &[]);
+    let o = linear3(g, &o, &format!("{prefix}.attn.proj"));
+
+    // The windows back into the map, rolled back, as tokens.
+    let merged = g.ints(&[-1, per_side, per_side, window, window, dim]);
+    let o = g.op("Reshape", &[&o, &merged], &[]);
+    let o = g.op("Transpose", &[&o], &[Attr::Ints("perm", &[0, 1, 3, 2, 4, 5])]);
+    let mut o = g.op("Reshape", &[&o, &map_shape], &[]);
+    if b.shift > 0 {
+        o = roll(g, &o, b.shift as i64, b.side);
+    }
+    let token_shape = g.ints(&[-1, side * side, dim]);
+    let o = g.op("Reshape", &[&o, &token_shape], &[]);
+    let x = g.op("Add", &[x, &o], &[]);
+
+    let h = layer_norm(g, &x, &format!("{prefix}.norm2"), SWIN_LAYER_NORM_EPS);
+    let h = linear3(g, &h, &format!("{prefix}.mlp.fc1"));
+    let h = gelu(g, &h);
+    let h = linear3(g, &h, &format!("{prefix}.mlp.fc2"));
+    g.op("Add", &[&x, &h], &[])
+}
+
+/// `torch.roll(x, (shift, shift), dims=(1, 2))` on a `[N, side, side, C]` map: element i of the
+/// result is element (i - shift) mod side of `x`, on both axes.
+fn roll(g: &mut Graph, x: &str, shift: i64, side: usize) -> String {
+    let side = side as i64;
+    let cut = (side - shift).rem_euclid(side);
+    let mut x = x.to_string();
+    for axis in [1, 2] {
+        let (zero, cut_at, end, axes) = (g.ints(&[0]), g.ints(&[cut]), g.ints(&[side]), g.ints(&[axis]));
+        let tail = g.op("Slice", &[&x, &cut_at, &end, &axes], &[]);
+        let head = g.op("Slice", &[&x, &zero, &cut_at, &axes], &[]);
+        x = g.op("Concat", &[&tail, &head], &[Attr::Int("axis", axis)]);
+    }
+    x
+}
+
+/// Swin's `PatchMerging` on tokens `[N, side^2, dim]`: each 2x2 group of tokens concatenated
+/// (top-left, bottom-left, top-right, bottom-right), LayerNorm, a bias-free linear to 2 * dim.
+fn patch_merging(g: &mut Graph, x: &str, prefix: &str, dim: usize, side: usize) -> String {
+    let (dim, side) = (dim as i64, side as i64);
+    let map_shape = g.ints(&[-1, side, side, dim]);
+    let x = g.op("Reshape", &[x, &map_shape], &[]);
+    let (ends, axes, steps) = (g.ints(&[side, side]), g.ints(&[1, 2]), g.ints(&[2, 2]));
+    let parts: Vec<String> = [[0, 0], [1, 0], [0, 1], [1, 1]]
+        .iter()
+        .map(|start| {
+            let starts = g.ints(start);
+            g.op("Slice", &[&x, &starts, &ends, &axes, &steps], &[])
+        })
+        .collect();
+    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let x = g.op("Concat", &refs, &[Attr::Int("axis", -1)]);
+    let rows = g.ints(&[-1, (side / 2) * (side / 2), 4 * dim]);
+    let x = g.op("Reshape", &[&x, &rows], &[]);
+    let x = layer_norm(g, &x, &format!("{prefix}.norm"), SWIN_LAYER_NORM_EPS);
+    let w = g.weight(&format!("{prefix}.reduction.weight"));
+    let wt = g.op("Transpose", &[&w], &[Attr::Ints("perm", &[1, 0])]);
+    g.op("MatMul", &[&x, &wt], &[])
+}
+
+/// Row of the bias table for each pair of tokens (p, q) of a window, row-major:
+/// `(p_row - q_row + w - 1) * (2w - 1) + (p_col - q_col + w - 1)`.
+fn relative_position_index(window: usize) -> Vec<i64> {
+    let w = window as i64;
+    let tokens: Vec<(i64, i64)> = (0..w).flat_map(|r| (0..w).map(move |c| (r, c))).collect();
+    tokens
+        .iter()
+        .flat_map(|&(pr, pc)| tokens.iter().map(move |&(qr, qc)| (pr - qr + w - 1) * (2 * w - 1) + (pc - qc + w - 1)))
+        .collect()
+}
+
+/// The shifted windows' attention mask, `[nW, n, n]` flattened: on the rolled map, tokens that
+/// came from different regions (split at side - window and side - shift on each axis) get -100.
+fn shifted_window_mask(side: usize, window: usize, shift: usize) -> Vec<f32> {
+    let region = |i: usize| (i >= side - window) as usize + (i >= side - shift) as usize;
+    let per_side = side / window;
+    let mut mask = Vec::with_capacity(per_side * per_side * window.pow(4));
+    for (wr, wc) in (0..per_side).flat_map(|r| (0..per_side).map(move |c| (r, c))) {
+        let ids: Vec<usize> = (0..window * window)
+            .map(|t| 3 * region(wr * window + t / window) + region(wc * window + t % window))
+            .collect();
+        for &a in &ids {
+            mask.extend(ids.iter().map(|&b| if a == b { 0.0 } else { -100.0 }));
+        }
+    }
+    mask
+}
+
+/// Exact GELU as PyTorch computes it, `(x * 0.5) * (1 + erf(x * (1 / sqrt 2)))`: the form tract
+/// recognises and runs as one fused kernel.
+fn gelu(g: &mut Graph, x: &str) -> String {
+    let (inv_sqrt2, half, one) = (g.scalar(2f32.sqrt().recip()), g.scalar(0.5), g.scalar(1.0));
+    let e = g.op("Mul", &[x, &inv_sqrt2], &[]);
+    let e = g.op("Erf", &[&e], &[]);
+    let e = g.op("Add", &[&e, &one], &[]);
+    let half_x = g.op("Mul", &[x, &half], &[]);
+    g.op("Mul", &[&half_x, &e], &[])
 }
 
 /// `x @ x^T` per image: `[N, n, c]` -> `[N, n, n]`.

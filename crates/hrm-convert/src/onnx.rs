@@ -200,7 +200,12 @@ impl Graph {
 
     /// A 1-D f32 constant (Resize's scales).
     pub fn floats(&mut self, values: &[f32]) -> String {
-        self.constant(FLOAT, &[values.len()], values.iter().flat_map(|v| v.to_le_bytes()).collect())
+        self.floats_shaped(&[values.len()], values)
+    }
+
+    /// An f32 constant of `dims` (Swin's attention masks).
+    pub fn floats_shaped(&mut self, dims: &[usize], values: &[f32]) -> String {
+        self.constant(FLOAT, dims, values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     /// A 0-D f32 constant.

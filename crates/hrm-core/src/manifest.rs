@@ -173,15 +173,33 @@ pub enum Architecture {
         stem_width: usize,
         groups: usize,
     },
+    /// The Swin transformer (Liu et al. 2021) as ME-GraphAU's `model/swin_transformer.py` builds
+    /// it, used only as ME-GraphAU's backbone: patch embedding with LayerNorm, stages of (shifted)
+    /// window attention with relative position bias and MLP ratio 4, patch merging between
+    /// stages, a final LayerNorm; its tokens go to the head (the classifier is dropped).
+    Swin {
+        /// The patch embedding's width (96 for tiny and small, 128 for base).
+        width: usize,
+        /// Blocks per stage (2-2-6-2 tiny, 2-2-18-2 small and base).
+        depths: Vec<usize>,
+        /// Attention heads per stage.
+        heads: Vec<usize>,
+        /// Window side (7).
+        window: usize,
+        /// Patch side (4).
+        patch_size: usize,
+    },
     /// ME-GraphAU's stage-1 network (`MEFARG` with the ANFL head, Luo et al. 2022): the
     /// backbone's tokens, `global_linear`, one `class_linears` block per AU averaged over the
     /// tokens into a node, a GNN over the top-k graph of the nodes, and the cosine similarity of
     /// each node with its class vector `relu(sc)` (already a score, not a logit).
     #[serde(rename = "me-graphau")]
     MeGraphAu {
-        /// The backbone (a ResNet without its `fc`), its tensors under `backbone.`.
+        /// The backbone (a ResNet without its `fc`, or a Swin transformer), its tensors under
+        /// `backbone.`.
         backbone: Box<Architecture>,
-        /// Width of the node features (`global_linear`'s output: the backbone's channels / 4).
+        /// Width of the node features (`global_linear`'s output: the backbone's channels / 4
+        /// for a ResNet, / 2 for a Swin).
         features: usize,
         /// K: the neighbours each node keeps in the dynamic graph (4 in the authors' code).
         neighbors: usize,
@@ -719,6 +737,9 @@ impl Manifest {
                 return field("architecture.neighbors", &expected, &neighbors);
             }
         }
+        if matches!(self.architecture, Architecture::Swin { .. }) {
+            return field("architecture.kind", "a whole network (a Swin is only ME-GraphAU's backbone)", &"swin");
+        }
         if let Some(side) = self.architecture.fixed_input_side() {
             if (input.width, input.height) != (side, side) {
                 let found = format!("{}x{}", input.width, input.height);
@@ -780,6 +801,8 @@ const MAX_PATCH: usize = 64;
 const MAX_MLP: usize = 65536;
 const MAX_STAGES: usize = 8;
 const MAX_CHANNELS: usize = 16384;
+/// The input side of ME-GraphAU's Swin backbones (`img_size=224`).
+pub const SWIN_INPUT_SIDE: usize = 224;
 /// EmoFAN's head halves the map this many times at most (4 in HRM's: a 256 input).
 const MAX_EMOFAN_HEAD_BLOCKS: usize = 8;
 /// The largest input side a converted network may take.
@@ -829,9 +852,38 @@ impl Architecture {
                     }
                 }
             }
+            Architecture::Swin { width, depths, heads, window, patch_size } => {
+                within("width", *width, MAX_VIT_WIDTH)?;
+                within("window", *window, MAX_PATCH)?;
+                within("patch_size", *patch_size, MAX_PATCH)?;
+                within("depths", depths.len(), MAX_STAGES)?;
+                if heads.len() != depths.len() {
+                    let expected = format!("{} entries, one per entry of `depths`", depths.len());
+                    return Err(("heads".into(), expected, heads.len().to_string()));
+                }
+                for (i, (&depth, &h)) in depths.iter().zip(heads).enumerate() {
+                    within(&format!("depths[{i}]"), depth, MAX_DEPTH)?;
+                    // Windows tile each map, and each map but the last halves.
+                    let side = (SWIN_INPUT_SIDE / patch_size) >> i;
+                    let last = i + 1 == depths.len();
+                    if side == 0
+                        || (side > *window && !side.is_multiple_of(*window))
+                        || (!last && !side.is_multiple_of(2))
+                    {
+                        let expected = format!("stages whose maps ({SWIN_INPUT_SIDE} / patch_size / 2^stage) are even and tiled by the window");
+                        return Err(("depths".into(), expected, format!("a {side}-token map at stage {i}")));
+                    }
+                    let stage_width = width << i;
+                    within(&format!("heads[{i}]"), h, stage_width)?;
+                    if stage_width % h != 0 {
+                        return Err((format!("heads[{i}]"), format!("a divisor of {stage_width}"), h.to_string()));
+                    }
+                }
+            }
             Architecture::MeGraphAu { backbone, features, neighbors, .. } => {
-                if !matches!(**backbone, Architecture::Resnet { .. }) {
-                    return Err(("backbone.kind".into(), "\"resnet\"".into(), format!("{backbone:?}")));
+                if !matches!(**backbone, Architecture::Resnet { .. } | Architecture::Swin { .. }) {
+                    let expected = "\"resnet\" or \"swin\"".into();
+                    return Err(("backbone.kind".into(), expected, format!("{backbone:?}")));
                 }
                 backbone.check().map_err(|(field, expected, found)| (format!("backbone.{field}"), expected, found))?;
                 within("features", *features, MAX_CHANNELS)?;
@@ -869,12 +921,25 @@ impl Architecture {
     }
 
     /// The input side a network takes, where the architecture fixes it (EmoFAN: its head
-    /// averages a 4x4 map, 16 * 2^head_blocks pixels in).
+    /// averages a 4x4 map, 16 * 2^head_blocks pixels in; Swin's windows and masks are built for
+    /// its 224).
     pub fn fixed_input_side(&self) -> Option<usize> {
         match self {
             Architecture::EmoFan { head_blocks, .. } => Some(16 << head_blocks),
+            Architecture::Swin { .. } => Some(SWIN_INPUT_SIDE),
+            Architecture::MeGraphAu { backbone, .. } => backbone.fixed_input_side(),
             _ => None,
         }
+    }
+
+    /// A Swin's stages: `(width, map side, window side, blocks, heads)` for an input of
+    /// `input_side`. A map no larger than the window is one window, never shifted.
+    pub fn swin_stages(&self, input_side: usize) -> Vec<(usize, usize, usize, usize, usize)> {
+        let Architecture::Swin { width, depths, heads, window, patch_size } = self else { return Vec::new() };
+        let side = input_side / patch_size;
+        (depths.iter().zip(heads).enumerate())
+            .map(|(i, (&depth, &h))| (width << i, side >> i, (*window).min(side >> i), depth, h))
+            .collect()
     }
 
     fn validate(&self, file: &Path) -> Result<()> {
@@ -958,9 +1023,50 @@ impl Architecture {
                 expected.push(("fc.weight".into(), vec![outputs, in_ch]));
                 expected.push(("fc.bias".into(), vec![outputs]));
             }
+            Architecture::Swin { width, patch_size, .. } => {
+                expected.extend([
+                    v("patch_embed.proj.weight", &[width, 3, patch_size, patch_size]),
+                    v("patch_embed.proj.bias", &[width]),
+                    v("patch_embed.norm.weight", &[width]),
+                    v("patch_embed.norm.bias", &[width]),
+                ]);
+                let stages = self.swin_stages(input_width);
+                for (i, &(dim, _, window, depth, heads)) in stages.iter().enumerate() {
+                    for j in 0..depth {
+                        let b = |part: &str, shape: &[usize]| (format!("layers.{i}.blocks.{j}.{part}"), shape.to_vec());
+                        expected.extend([
+                            b("norm1.weight", &[dim]),
+                            b("norm1.bias", &[dim]),
+                            b("attn.relative_position_bias_table", &[(2 * window - 1) * (2 * window - 1), heads]),
+                            b("attn.qkv.weight", &[3 * dim, dim]),
+                            b("attn.qkv.bias", &[3 * dim]),
+                            b("attn.proj.weight", &[dim, dim]),
+                            b("attn.proj.bias", &[dim]),
+                            b("norm2.weight", &[dim]),
+                            b("norm2.bias", &[dim]),
+                            b("mlp.fc1.weight", &[4 * dim, dim]),
+                            b("mlp.fc1.bias", &[4 * dim]),
+                            b("mlp.fc2.weight", &[dim, 4 * dim]),
+                            b("mlp.fc2.bias", &[dim]),
+                        ]);
+                    }
+                    if i + 1 < stages.len() {
+                        expected.extend([
+                            v(&format!("layers.{i}.downsample.reduction.weight"), &[2 * dim, 4 * dim]),
+                            v(&format!("layers.{i}.downsample.norm.weight"), &[4 * dim]),
+                            v(&format!("layers.{i}.downsample.norm.bias"), &[4 * dim]),
+                        ]);
+                    }
+                }
+                let last = stages.last().map_or(width, |s| s.0);
+                expected.extend([v("norm.weight", &[last]), v("norm.bias", &[last])]);
+            }
             Architecture::MeGraphAu { ref backbone, features, .. } => {
                 let backbone_tensors = backbone.tensors(outputs, input_width, input_height);
-                let channels = backbone_tensors.iter().find(|(n, _)| n == "fc.weight").map_or(0, |(_, s)| s[1]);
+                let channels = match **backbone {
+                    Architecture::Swin { .. } => backbone_tensors.last().map_or(0, |(_, s)| s[0]),
+                    _ => backbone_tensors.iter().find(|(n, _)| n == "fc.weight").map_or(0, |(_, s)| s[1]),
+                };
                 expected.extend(
                     backbone_tensors
                         .into_iter()

@@ -114,23 +114,70 @@ pub fn me_graphau_resnet50(outputs: usize) -> Vec<Entry> {
         .filter(|t| !t.name.starts_with("fc."))
         .map(|t| Entry { name: format!("backbone.{}", t.name), ..t })
         .collect();
-    let features = 512;
+    me_graphau_head(&mut e, 2048, 512, outputs);
+    e
+}
+
+/// ME-GraphAU stage 1 on the authors' `swin_transformer_tiny` (`width` 96, `depths` 2-2-6-2,
+/// `heads` 3-6-12-24; base: 128, 2-2-18-2, 4-8-16-32), window 7 on 224x224: the backbone under
+/// `backbone.` (its derived buffers left out), nodes of half its final width.
+pub fn me_graphau_swin(width: usize, depths: &[usize], heads: &[usize], outputs: usize) -> Vec<Entry> {
+    let mut e = Vec::new();
+    let linear = |e: &mut Vec<Entry>, name: String, (out, inputs): (usize, usize), bias: bool| {
+        e.push(entry(format!("{name}.weight"), &[out, inputs], Init::FanIn(inputs)));
+        if bias {
+            e.push(entry(format!("{name}.bias"), &[out], Init::Uniform(0.1)));
+        }
+    };
+    let norm = |e: &mut Vec<Entry>, name: String, width: usize| {
+        e.push(entry(format!("{name}.weight"), &[width], Init::Constant(1.0)));
+        e.push(entry(format!("{name}.bias"), &[width], Init::Uniform(0.1)));
+    };
+    e.push(entry("backbone.patch_embed.proj.weight", &[width, 3, 4, 4], Init::FanIn(48)));
+    e.push(entry("backbone.patch_embed.proj.bias", &[width], Init::Uniform(0.1)));
+    norm(&mut e, "backbone.patch_embed.norm".into(), width);
+    let mut dim = width;
+    for (i, (&depth, &h)) in depths.iter().zip(heads).enumerate() {
+        // Stage maps of 56, 28, 14 and 7 tokens a side: the last is one 7x7 window.
+        for j in 0..depth {
+            let b = format!("backbone.layers.{i}.blocks.{j}");
+            norm(&mut e, format!("{b}.norm1"), dim);
+            e.push(entry(format!("{b}.attn.relative_position_bias_table"), &[169, h], Init::Uniform(0.02)));
+            linear(&mut e, format!("{b}.attn.qkv"), (3 * dim, dim), true);
+            linear(&mut e, format!("{b}.attn.proj"), (dim, dim), true);
+            norm(&mut e, format!("{b}.norm2"), dim);
+            linear(&mut e, format!("{b}.mlp.fc1"), (4 * dim, dim), true);
+            linear(&mut e, format!("{b}.mlp.fc2"), (dim, 4 * dim), true);
+        }
+        if i + 1 < depths.len() {
+            linear(&mut e, format!("backbone.layers.{i}.downsample.reduction"), (2 * dim, 4 * dim), false);
+            norm(&mut e, format!("backbone.layers.{i}.downsample.norm"), 4 * dim);
+            dim *= 2;
+        }
+    }
+    norm(&mut e, "backbone.norm".into(), dim);
+    me_graphau_head(&mut e, dim, dim / 2, outputs);
+    e
+}
+
+/// ME-GraphAU's `global_linear` (`channels` -> `features`), a LinearBlock per AU, the GNN and the
+/// class vectors.
+fn me_graphau_head(e: &mut Vec<Entry>, channels: usize, features: usize, outputs: usize) {
     let linear_block = |e: &mut Vec<Entry>, prefix: String, inputs: usize| {
         e.push(entry(format!("{prefix}.fc.weight"), &[features, inputs], Init::FanIn(inputs)));
         e.push(entry(format!("{prefix}.fc.bias"), &[features], Init::Uniform(0.1)));
         batch_norm(e, &format!("{prefix}.bn"), features);
     };
-    linear_block(&mut e, "global_linear".into(), 2048);
+    linear_block(e, "global_linear".into(), channels);
     for i in 0..outputs {
-        linear_block(&mut e, format!("head.class_linears.{i}"), features);
+        linear_block(e, format!("head.class_linears.{i}"), features);
     }
     for linear in ["U", "V"] {
         e.push(entry(format!("head.gnn.{linear}.weight"), &[features, features], Init::FanIn(features)));
         e.push(entry(format!("head.gnn.{linear}.bias"), &[features], Init::Uniform(0.1)));
     }
-    batch_norm(&mut e, "head.gnn.bnv", outputs);
+    batch_norm(e, "head.gnn.bnv", outputs);
     e.push(entry("head.sc", &[outputs, features], Init::FanIn(features)));
-    e
 }
 
 /// EmoFAN as `aunet_train`'s `EmoNet(n_classes=outputs)` names it: FAN (2 stacks of depth-4

@@ -1,7 +1,7 @@
 //! Layers more than one network uses.
 
 use crate::network::{first_line, Weights};
-use candle_core::Tensor;
+use candle_core::{Tensor, D};
 
 /// `nn.Linear`.
 pub(crate) struct Linear {
@@ -70,4 +70,34 @@ impl BatchNorm {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
     }
+}
+
+/// `nn.LayerNorm` over the last axis.
+pub(crate) struct LayerNorm {
+    weight: Tensor,
+    bias: Tensor,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(w: &Weights, name: &str, width: usize, eps: f64) -> Result<LayerNorm, String> {
+        Ok(LayerNorm {
+            weight: w.get(&format!("{name}.weight"), &[width])?,
+            bias: w.get(&format!("{name}.bias"), &[width])?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&variance.affine(1.0, self.eps)?.sqrt()?)?;
+        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
+    }
+}
+
+/// Softmax over the last axis.
+pub(crate) fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
+    let exp = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
 }

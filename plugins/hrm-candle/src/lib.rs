@@ -13,6 +13,7 @@ mod megraphau;
 mod network;
 mod plugin;
 mod resnet;
+mod swin;
 mod vit;
 
 pub use candle_core::{DType, Device};

@@ -1,11 +1,12 @@
-//! ME-GraphAU's stage-1 network (`MEFARG` with the ANFL head, `model/ANFL.py`) on a ResNet
-//! backbone: the backbone's map as tokens, `global_linear`, a LinearBlock per AU averaged into a
+//! ME-GraphAU's stage-1 network (`MEFARG` with the ANFL head, `model/ANFL.py`) on a ResNet or
+//! Swin backbone: the backbone's tokens, `global_linear`, a LinearBlock per AU averaged into a
 //! node, one GNN layer over each node's K most similar nodes, and the cosine similarity of every
 //! node with its class vector `relu(sc)`.
 
 use crate::layers::{BatchNorm, Linear};
 use crate::network::{first_line, Spec, Weights};
 use crate::resnet::ResnetFeatures;
+use crate::swin::Swin;
 use candle_core::{Tensor, D};
 
 /// `LinearBlock`: `relu(bn(fc(x)))` on `[N, T, in]`, the BatchNorm (over the features) folded
@@ -37,8 +38,14 @@ enum Metric {
     L1,
 }
 
+/// The backbones ME-GraphAU is trained on.
+enum Backbone {
+    Resnet(ResnetFeatures),
+    Swin(Swin),
+}
+
 pub struct MeGraphAu {
-    backbone: ResnetFeatures,
+    backbone: Backbone,
     global_linear: LinearBlock,
     class_linears: Vec<LinearBlock>,
     u: Linear,
@@ -53,7 +60,20 @@ pub struct MeGraphAu {
 
 impl MeGraphAu {
     pub(crate) fn new(arch: &Spec, w: &Weights, nodes: usize) -> Result<MeGraphAu, String> {
-        let backbone = ResnetFeatures::new(&arch.section("backbone")?, w, "backbone.")?;
+        let spec = arch.section("backbone")?;
+        let (backbone, channels) = match spec.string("kind")? {
+            "resnet" => {
+                let resnet = ResnetFeatures::new(&spec, w, "backbone.")?;
+                let channels = resnet.channels;
+                (Backbone::Resnet(resnet), channels)
+            }
+            "swin" => {
+                let swin = Swin::new(&spec, w, "backbone.")?;
+                let channels = swin.channels;
+                (Backbone::Swin(swin), channels)
+            }
+            other => return Err(format!("architecture.backbone.kind \"{other}\": expected \"resnet\" or \"swin\"")),
+        };
         let features = arch.usize("features")?;
         let neighbors = arch.usize("neighbors")?;
         if neighbors > nodes {
@@ -65,7 +85,7 @@ impl MeGraphAu {
             "l1" => Metric::L1,
             other => return Err(format!("architecture.metric \"{other}\": expected \"dots\", \"cosine\" or \"l1\"")),
         };
-        let global_linear = LinearBlock::new(w, "global_linear", (features, backbone.channels))?;
+        let global_linear = LinearBlock::new(w, "global_linear", (features, channels))?;
         let class_linears = (0..nodes)
             .map(|i| LinearBlock::new(w, &format!("head.class_linears.{i}"), (features, features)))
             .collect::<Result<Vec<_>, _>>()?;
@@ -86,8 +106,10 @@ impl MeGraphAu {
     }
 
     pub fn forward(&self, input: &Tensor) -> candle_core::Result<Tensor> {
-        let map = self.backbone.forward(input)?;
-        let tokens = map.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
+        let tokens = match &self.backbone {
+            Backbone::Resnet(resnet) => resnet.forward(input)?.flatten_from(2)?.transpose(1, 2)?.contiguous()?,
+            Backbone::Swin(swin) => swin.forward(input)?,
+        };
         let x = self.global_linear.forward(&tokens)?;
         let nodes = self
             .class_linears

@@ -2,32 +2,9 @@
 //! exact (erf) GELU, learned position embeddings, and either global pooling with `fc_norm` or
 //! the CLS token after `norm`.
 
-use crate::layers::Linear;
+use crate::layers::{softmax_last, LayerNorm, Linear};
 use crate::network::{first_line, Spec, Weights};
-use candle_core::{Tensor, D};
-
-struct LayerNorm {
-    weight: Tensor,
-    bias: Tensor,
-    eps: f64,
-}
-
-impl LayerNorm {
-    fn new(w: &Weights, name: &str, width: usize, eps: f64) -> Result<LayerNorm, String> {
-        Ok(LayerNorm {
-            weight: w.get(&format!("{name}.weight"), &[width])?,
-            bias: w.get(&format!("{name}.bias"), &[width])?,
-            eps,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
-        let variance = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&variance.affine(1.0, self.eps)?.sqrt()?)?;
-        normed.broadcast_mul(&self.weight)?.broadcast_add(&self.bias)
-    }
-}
+use candle_core::Tensor;
 
 struct Block {
     norm1: LayerNorm,
@@ -129,9 +106,4 @@ impl Vit {
         };
         self.head.forward(&pooled)
     }
-}
-
-fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
-    let exp = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
-    exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)
 }
