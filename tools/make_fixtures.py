@@ -168,6 +168,18 @@ def graph_fixtures():
     swin = randomise(hrm_networks.MEFARG(swin, nodes=22, neighbors=4, metric="dots"), 10).eval()
     yield "megraphau_swin", swin, {"epoch": 11, "state_dict": dataparallel(swin.state_dict())}, []
 
+    # Ties: AUs 2, 4 and 6 share AU 1's class_linears, so their nodes are equal bit for bit and
+    # every row of the graph holds exact ties; `topk` + `>=` keeps every node tied with the K-th.
+    backbone = small_resnet(BasicBlock, [1, 1, 1, 1], [8, 16, 32, 64], 8)
+    ties = randomise(hrm_networks.MEFARG(backbone, nodes=22, neighbors=4, metric="dots"), 11)
+    with torch.no_grad():
+        for twin in (1, 2, 3):
+            for p, q in zip(ties.head.class_linears[twin].parameters(), ties.head.class_linears[0].parameters()):
+                p.copy_(q)
+            for p, q in zip(ties.head.class_linears[twin].buffers(), ties.head.class_linears[0].buffers()):
+                p.copy_(q)
+    yield "megraphau_ties", ties.eval(), {"epoch": 3, "state_dict": dataparallel(ties.state_dict())}, []
+
     backbone = small_resnet(BasicBlock, [1, 1, 1, 1], [8, 16, 32, 64], 8)
     l1 = randomise(hrm_networks.MEFARG(backbone, nodes=22, neighbors=5, metric="l1"), 8).eval()
     yield "megraphau_l1", l1, {"epoch": 3, "state_dict": dataparallel(l1.state_dict())}, \

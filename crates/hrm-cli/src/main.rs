@@ -78,8 +78,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert { checkpoint, out, name, heads, neighbors, metric, fixture } => {
-            let metric = metric.as_deref().and_then(hrm_core::manifest::GraphMetric::parse);
-            convert(checkpoint, out, name, hrm_convert::ArchOptions { heads, neighbors, metric }, fixture)
+            let metric = metric.as_deref().map(|text| {
+                hrm_core::manifest::GraphMetric::parse(text)
+                    .ok_or_else(|| anyhow::anyhow!("--metric {text}: expected dots, cosine or l1"))
+            });
+            metric.transpose().and_then(|metric| {
+                convert(checkpoint, out, name, hrm_convert::ArchOptions { heads, neighbors, metric }, fixture)
+            })
         }
         Command::Info { package, choice } => info::run(package.as_deref(), &choice),
         Command::Backends { config } => backends::run(config.as_deref()),

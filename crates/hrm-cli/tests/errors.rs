@@ -241,17 +241,33 @@ fn full_size_vit_b16_resnet50_me_graphau_and_emofan_convert_and_run_with_the_rig
         let output = hrm(&["convert", path(&checkpoint), "--out", path(&package)]);
         assert!(output.status.success(), "{}", stderr(&output));
         assert!(stderr(&output).contains(description), "{}", stderr(&output));
-        // Two faces of different sizes in one run.
+        // Two faces of different sizes in one run, on tract and, for the new families, on candle
+        // (whose networks are written independently of the ONNX graph): the same numbers.
         let images = shared_images();
-        let output = hrm(&["detect", "--aligned", "--model", path(&package), path(&images[0]), path(&images[4])]);
-        assert!(output.status.success(), "{}", stderr(&output));
-        let rows: Vec<serde_json::Value> =
-            String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(rows.len(), 2, "{file}: one row per face");
-        for row in rows {
-            let aus = row["aus"].as_object().unwrap();
-            assert_eq!(aus.len(), 22);
-            assert!(aus.values().all(|p| (0.0..=1.0).contains(&p.as_f64().unwrap())));
+        let backends: &[&str] = if file.starts_with("me_graphau") || file.starts_with("emofan") {
+            &["tract", "candle"]
+        } else {
+            &["tract"]
+        };
+        let mut answers = Vec::new();
+        for backend in backends {
+            let (a, b) = (path(&images[0]), path(&images[4]));
+            let output = hrm(&["detect", "--aligned", "--backend", backend, "--model", path(&package), a, b]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let rows: Vec<serde_json::Value> =
+                String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+            assert_eq!(rows.len(), 2, "{file}: one row per face");
+            let values: Vec<f64> = rows
+                .iter()
+                .flat_map(|row| row["aus"].as_object().unwrap().values().map(|p| p.as_f64().unwrap()))
+                .collect();
+            assert_eq!(values.len(), 44, "{file}: 22 AUs a face");
+            assert!(values.iter().all(|p| (0.0..=1.0).contains(p)), "{file}: {values:?}");
+            answers.push(values);
+        }
+        for other in &answers[1..] {
+            let worst = answers[0].iter().zip(other).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(worst <= 1e-4, "{file}: tract and candle differ by {worst}");
         }
     }
 }
@@ -286,17 +302,7 @@ fn me_graphau_swin_and_emofan_with_wrong_tensors_are_refused_with_the_list() {
         neighbors: 4,
         metric: GraphMetric::Dots,
     };
-    let emofan = Architecture::EmoFan {
-        stem_width: 8,
-        mid_width: 16,
-        features: 16,
-        stacks: 2,
-        hourglass_depth: 2,
-        landmarks: 4,
-        head_width: 8,
-        head_blocks: 4,
-        head_hidden: 8,
-    };
+    let emofan = small_emofan();
     let cases = [
         (
             "graph.pth",
@@ -349,17 +355,7 @@ fn me_graphau_swin_and_emofan_with_wrong_tensors_are_refused_with_the_list() {
 #[test]
 fn emofan_in_its_flat_and_fan_layouts_converts_as_emonets_own() {
     let dir = tempfile::tempdir().unwrap();
-    let emofan = Architecture::EmoFan {
-        stem_width: 8,
-        mid_width: 16,
-        features: 16,
-        stacks: 2,
-        hourglass_depth: 2,
-        landmarks: 4,
-        head_width: 8,
-        head_blocks: 4,
-        head_hidden: 8,
-    };
+    let emofan = small_emofan();
     let image = &shared_images()[0];
     type Rename = fn(&str) -> String;
     let layouts: [(&str, Rename); 3] = [
@@ -380,9 +376,39 @@ fn emofan_in_its_flat_and_fan_layouts_converts_as_emonets_own() {
         let output = hrm(&["detect", "--aligned", "--model", path(&package), path(image)]);
         assert!(output.status.success(), "{layout}: {}", stderr(&output));
         let row: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        assert_eq!(row["aus"].as_object().unwrap().len(), 22);
-        answers.push(row["aus"].clone());
+        let values: Vec<f64> = row["aus"].as_object().unwrap().values().map(|p| p.as_f64().unwrap()).collect();
+        assert_eq!(values.len(), 22, "{layout}");
+        answers.push(values);
     }
-    assert_eq!(answers.len(), 3);
+    assert!(answers[0].iter().any(|&p| p != answers[0][0]), "the AUs differ from one another: {answers:?}");
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+}
+
+/// A state dict that mixes EmoFAN's layouts names one tensor twice: refused, both names given.
+#[test]
+fn emofan_with_one_tensor_under_two_layouts_names_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = from_shapes(&small_emofan().tensors(22, 256, 256));
+    entries.push(Entry { name: "conv1.weight".into(), shape: vec![8, 3, 7, 7], init: Init::Constant(1.0) });
+    let checkpoint = dir.path().join("mixed.pth");
+    write_checkpoint(&checkpoint, &entries, Wrapper::TopLevel, 1).unwrap();
+    convert_fails(
+        &checkpoint,
+        &["mixed.pth", "duplicate: ", "feature.fan.conv1.weight and conv1.weight are both feature.fan.conv1.weight"],
+    );
+}
+
+/// EmoFAN at small widths, two stacks of depth-2 hourglasses.
+fn small_emofan() -> Architecture {
+    Architecture::EmoFan {
+        stem_width: 8,
+        mid_width: 16,
+        features: 16,
+        stacks: 2,
+        hourglass_depth: 2,
+        landmarks: 4,
+        head_width: 8,
+        head_blocks: 4,
+        head_hidden: 8,
+    }
 }

@@ -54,7 +54,7 @@ pub fn recognise(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Resul
             "HRM publishes the stage-1 model (the ANFL head), which is converted",
         );
     }
-    if has(&|k| k.starts_with("head.gnn.") || k.starts_with("global_linear.") || k.starts_with("head.class_linears.")) {
+    if is_me_graphau(tensors) {
         return me_graphau(path, tensors, options);
     }
     if has(&|k| EMOFAN_HEAD_MODULES.iter().any(|m| k.contains(m)) || k.contains("m0.b1_")) {
@@ -68,6 +68,13 @@ pub fn recognise(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Resul
     }
     let keys: Vec<&str> = tensors.keys().take(8).map(String::as_str).collect();
     Err(ConvertError::Unrecognised { path: path.to_path_buf(), keys: keys.join(", ") })
+}
+
+/// ME-GraphAU's stage-1 head is there (its training arguments then matter).
+pub fn is_me_graphau(tensors: &Tensors) -> bool {
+    tensors
+        .keys()
+        .any(|k| k.starts_with("head.gnn.") || k.starts_with("global_linear.") || k.starts_with("head.class_linears."))
 }
 
 /// Reads one dimension of an anchor tensor, or records that the anchor is missing or too small.
@@ -243,7 +250,7 @@ fn resnet(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     let input_size = bounded(path, NAME, &architecture, Some(224))?;
     let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
     check(path, NAME, tensors, &expected, &[])?;
-    let notes = vec![describe_resnet(&architecture)];
+    let notes = vec![describe_backbone(&architecture)];
     Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed: BTreeMap::new() })
 }
 
@@ -285,15 +292,21 @@ fn resnet_architecture(path: &Path, name: &str, tensors: &Tensors, mut problems:
     Ok(Architecture::Resnet { block, layers, widths, out_channels, stem_width, groups })
 }
 
-fn describe_resnet(architecture: &Architecture) -> String {
-    let Architecture::Resnet { block, layers, widths, groups, .. } = architecture else {
-        return format!("{architecture:?}");
-    };
-    let block = match block {
-        ResnetBlock::Bottleneck => "bottleneck",
-        ResnetBlock::Basic => "basic",
-    };
-    format!("{block} blocks per stage {layers:?}, widths {widths:?}, groups {groups}")
+/// A ResNet's or a Swin's parameters in words, for the conversion notes.
+fn describe_backbone(architecture: &Architecture) -> String {
+    match architecture {
+        Architecture::Resnet { block, layers, widths, groups, .. } => {
+            let block = match block {
+                ResnetBlock::Bottleneck => "bottleneck",
+                ResnetBlock::Basic => "basic",
+            };
+            format!("{block} blocks per stage {layers:?}, widths {widths:?}, groups {groups}")
+        }
+        Architecture::Swin { width, depths, heads, window, .. } => {
+            format!("Swin, width {width}, blocks {depths:?}, heads {heads:?}, window {window}")
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 /// ME-GraphAU stage 1 (`MEFARG` with the ANFL head) on a ResNet backbone, as the authors'
@@ -312,20 +325,10 @@ fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<R
         tensors.iter().filter(|(name, _)| !derived(name)).map(|(n, t)| (n.clone(), t.clone())).collect();
     let backbone: Tensors =
         tensors.iter().filter_map(|(name, t)| Some((name.strip_prefix("backbone.")?.to_string(), t.clone()))).collect();
-    let (backbone, described) = match swin {
-        true => {
-            let swin = swin_architecture(path, NAME, &backbone, problems)?;
-            let Architecture::Swin { width, depths, heads, window, .. } = &swin else { unreachable!("built above") };
-            let described = format!("Swin, width {width}, blocks {depths:?}, heads {heads:?}, window {window}");
-            (swin, described)
-        }
-        false => {
-            let resnet = resnet_architecture(path, NAME, &backbone, problems)?;
-            let described = format!("ResNet, {}", describe_resnet(&resnet));
-            (resnet, described)
-        }
+    let backbone = match swin {
+        true => swin_architecture(path, NAME, &backbone, problems)?,
+        false => resnet_architecture(path, NAME, &backbone, problems)?,
     };
-    let tensors = &tensors;
     let aus = au_list(path, NAME, outputs)?;
     let neighbors = options.neighbors.unwrap_or(4);
     let metric = options.metric.unwrap_or(GraphMetric::Dots);
@@ -335,7 +338,7 @@ fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<R
         )));
     }
     let mut notes = vec![
-        format!("backbone: {described}"),
+        format!("backbone: {}", describe_backbone(&backbone)),
         format!(
             "graph: {neighbors} neighbours by {}{}; the scores are cosine similarities, \
              thresholded at 0.5 without a sigmoid",
@@ -349,7 +352,7 @@ fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<R
     let architecture = Architecture::MeGraphAu { backbone: Box::new(backbone), features, neighbors, metric };
     let input_size = bounded(path, NAME, &architecture, Some(224))?;
     let expected = parameters_within_budget(path, NAME, architecture.tensors(outputs, input_size, input_size))?;
-    check(path, NAME, tensors, &expected, &[])?;
+    check(path, NAME, &tensors, &expected, &[])?;
     Ok(Recognised { architecture, aus, input_size, tensors: expected, notes, renamed: BTreeMap::new() })
 }
 
@@ -386,10 +389,13 @@ const EMOFAN_HEAD_MODULES: [&str; 3] = ["conv1x1_input_emo_2.", "emo_net_2.", "e
 /// Maps a state dict's names onto [`EMOFAN_FAN`] and [`EMOFAN_HEAD`], whichever layout it has:
 /// `EmoNet`'s own (`feature.fan.*`, `predictor.*`), `FAN_`'s (`fan.*`), or EmoNet's flat one as
 /// `face-analysis/emonet` names it (FAN's modules and the head's side by side). Gives the
-/// renamed tensors, and the package names that differ from the checkpoint's.
-fn emofan_names(tensors: &Tensors) -> (Tensors, BTreeMap<String, String>) {
+/// renamed tensors, and the package names that differ from the checkpoint's; two checkpoint
+/// names for one tensor (a state dict mixing layouts) are an error naming both.
+fn emofan_names(path: &Path, name: &str, tensors: &Tensors) -> Result<(Tensors, BTreeMap<String, String>)> {
+    let architecture = name;
     let mut renamed = Tensors::new();
-    let mut sources = BTreeMap::new();
+    let mut sources: BTreeMap<String, String> = BTreeMap::new();
+    let mut clashes = Vec::new();
     for (name, tensor) in tensors {
         let head =
             EMOFAN_HEAD_MODULES.iter().any(|m| name.starts_with(m) || name.starts_with(&format!("{EMOFAN_HEAD}{m}")));
@@ -400,12 +406,20 @@ fn emofan_names(tensors: &Tensors) -> (Tensors, BTreeMap<String, String>) {
         } else {
             format!("{EMOFAN_FAN}{}", name.strip_prefix("fan.").unwrap_or(name))
         };
+        if renamed.contains_key(&new) {
+            let other = sources.get(&new).unwrap_or(&new);
+            clashes.push(format!("duplicate: {name} and {other} are both {new}"));
+            continue;
+        }
         if &new != name {
             sources.insert(new.clone(), name.clone());
         }
         renamed.insert(new, tensor.clone());
     }
-    (renamed, sources)
+    match clashes.is_empty() {
+        true => Ok((renamed, sources)),
+        false => Err(tensor_error(path, architecture, clashes)),
+    }
 }
 
 /// EmoFAN for AUs (`aunet_train`, `models/emonet_split.py`): the sizes of every part are read
@@ -413,7 +427,7 @@ fn emofan_names(tensors: &Tensors) -> (Tensors, BTreeMap<String, String>) {
 /// 4-block head, 22 outputs).
 fn emofan(path: &Path, tensors: &Tensors) -> Result<Recognised> {
     const NAME: &str = "EmoFAN (FAN + EmoNet head)";
-    let (tensors, renamed) = emofan_names(tensors);
+    let (tensors, renamed) = emofan_names(path, NAME, tensors)?;
     let unsupported = |reason: &str| ConvertError::Unsupported {
         path: path.to_path_buf(),
         architecture: NAME.into(),

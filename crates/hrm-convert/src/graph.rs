@@ -19,9 +19,7 @@ pub fn build(g: &mut Graph, architecture: &Architecture, input_size: usize, outp
         Architecture::MeGraphAu { backbone, neighbors, metric, .. } => {
             me_graphau(g, backbone, *neighbors, *metric, outputs, input_size)
         }
-        Architecture::EmoFan { stacks, hourglass_depth, head_blocks, .. } => {
-            emofan(g, *stacks, *hourglass_depth, *head_blocks)
-        }
+        Architecture::EmoFan { .. } => emofan(g, architecture),
         Architecture::Mediapipe | Architecture::Swin { .. } => {
             unreachable!("checkpoints are never recognised as MediaPipe's networks or a bare Swin")
         }
@@ -280,11 +278,18 @@ fn swin_tokens(g: &mut Graph, prefix: &str, swin: &Architecture, input_size: usi
     let mut x = layer_norm(g, &x, &format!("{prefix}patch_embed.norm"), SWIN_LAYER_NORM_EPS);
     let stages = swin.swin_stages(input_size);
     for (i, &(dim, side, window, depth, heads)) in stages.iter().enumerate() {
+        // Odd blocks shift the windows by half a window, unless one window is the whole map.
+        let shift = if side > window { window / 2 } else { 0 };
+        let tokens = window * window;
+        let index = g.ints(&relative_position_index(window));
+        let mask = (shift > 0 && depth > 1).then(|| {
+            let dims = [(side / window) * (side / window), 1, tokens, tokens];
+            g.floats_shaped(&dims, &shifted_window_mask(side, window, shift))
+        });
         for j in 0..depth {
-            // Odd blocks shift the windows by half a window, unless one window is the whole map.
-            let shift = if j % 2 == 1 && side > window { window / 2 } else { 0 };
-            let block = SwinBlock { dim, side, window, heads, shift };
-            x = swin_block(g, &x, &format!("{prefix}layers.{i}.blocks.{j}"), &block);
+            let mask = if j % 2 == 1 { mask.clone() } else { None };
+            let block = SwinBlock { dim, side, window, heads, shift: if mask.is_some() { shift } else { 0 } };
+            x = swin_block(g, &x, &format!("{prefix}layers.{i}.blocks.{j}"), &block, &index, mask.as_deref());
         }
         if i + 1 < stages.len() {
             x = patch_merging(g, &x, &format!("{prefix}layers.{i}.downsample"), dim, side);
@@ -307,8 +312,9 @@ struct SwinBlock {
 }
 
 /// A Swin block on tokens `[N, side^2, dim]`: pre-norm (shifted) window attention with relative
-/// position bias, then a pre-norm MLP with exact GELU, each added back.
-fn swin_block(g: &mut Graph, x: &str, prefix: &str, b: &SwinBlock) -> String {
+/// position bias, then a pre-norm MLP with exact GELU, each added back. `index` is the stage's
+/// [`relative_position_index`], `mask` its [`shifted_window_mask`] when this block shifts.
+fn swin_block(g: &mut Graph, x: &str, prefix: &str, b: &SwinBlock, index: &str, mask: Option<&str>) -> String {
     let (dim, side, window) = (b.dim as i64, b.side as i64, b.window as i64);
     let tokens = window * window;
     let per_side = side / window;
@@ -341,19 +347,16 @@ fn swin_block(g: &mut Graph, x: &str, prefix: &str, b: &SwinBlock) -> String {
     let attention = g.op("MatMul", &[&q, &kt], &[]);
     // The relative position bias: table rows picked by each pair's offset, [heads, n, n].
     let table = g.weight(&format!("{prefix}.attn.relative_position_bias_table"));
-    let index = g.ints(&relative_position_index(b.window));
-    let bias = g.op("Gather", &[&table, &index], &[Attr::Int("axis", 0)]);
+    let bias = g.op("Gather", &[&table, index], &[Attr::Int("axis", 0)]);
     let bias_shape = g.ints(&[tokens, tokens, b.heads as i64]);
     let bias = g.op("Reshape", &[&bias, &bias_shape], &[]);
     let bias = g.op("Transpose", &[&bias], &[Attr::Ints("perm", &[2, 0, 1])]);
     let mut attention = g.op("Add", &[&attention, &bias], &[]);
-    if b.shift > 0 {
+    if let Some(mask) = mask {
         let windows = per_side * per_side;
         let grouped = g.ints(&[-1, windows, b.heads as i64, tokens, tokens]);
         let grouped = g.op("Reshape", &[&attention, &grouped], &[]);
-        let mask = shifted_window_mask(b.side, b.window, b.shift);
-        let mask = g.floats_shaped(&[windows as usize, 1, tokens as usize, tokens as usize], &mask);
-        let masked = g.op("Add", &[&grouped, &mask], &[]);
+        let masked = g.op("Add", &[&grouped, mask], &[]);
         let back = g.ints(&[-1, b.heads as i64, tokens, tokens]);
         attention = g.op("Reshape", &[&masked, &back], &[]);
     }
@@ -501,22 +504,28 @@ fn batch_norm(g: &mut Graph, x: &str, prefix: &str) -> String {
 
 /// EmoFAN as `aunet_train`'s `EmoNet` computes it in eval mode (`models/emonet_split.py`); every
 /// "InstanceNorm2d" there is a BatchNorm2d, which the file rebinds before defining its layers.
-fn emofan(g: &mut Graph, stacks: usize, depth: usize, head_blocks: usize) -> String {
+fn emofan(g: &mut Graph, architecture: &Architecture) -> String {
+    let &Architecture::EmoFan {
+        stem_width, mid_width, features, stacks, hourglass_depth, head_width, head_blocks, ..
+    } = architecture
+    else {
+        unreachable!("called for EmoFAN")
+    };
     let fan = |part: &str| format!("feature.fan.{part}");
     let x = conv(g, "input", &fan("conv1"), 7, 2, true);
     let x = batch_norm(g, &x, &fan("bn1"));
     let x = g.op("Relu", &[&x], &[]);
-    let x = conv_block(g, &x, &fan("conv2"));
+    let x = conv_block(g, &x, &fan("conv2"), (stem_width, mid_width));
     let x = max_pool_2(g, &x);
-    let x = conv_block(g, &x, &fan("conv3"));
-    let x = conv_block(g, &x, &fan("conv4"));
+    let x = conv_block(g, &x, &fan("conv3"), (mid_width, mid_width));
+    let x = conv_block(g, &x, &fan("conv4"), (mid_width, features));
 
     let mut previous = x.clone();
     let mut hg_features = Vec::new();
     let mut heatmaps = String::new();
     for i in 0..stacks {
-        let hg = hourglass(g, &previous, &fan(&format!("m{i}")), depth);
-        let ll = conv_block(g, &hg, &fan(&format!("top_m_{i}")));
+        let hg = hourglass(g, &previous, &fan(&format!("m{i}")), hourglass_depth, features);
+        let ll = conv_block(g, &hg, &fan(&format!("top_m_{i}")), (features, features));
         let ll = conv(g, &ll, &fan(&format!("conv_last{i}")), 1, 1, true);
         let ll = batch_norm(g, &ll, &fan(&format!("bn_end{i}")));
         let mut ll = g.op("Relu", &[&ll], &[]);
@@ -540,7 +549,7 @@ fn emofan(g: &mut Graph, stacks: usize, depth: usize, head_blocks: usize) -> Str
     // EmoNet_: a 1x1 convolution, ConvBlock + max-pool stages, a 4x4 average, the MLP.
     let mut y = conv(g, &emo_feat, "predictor.conv1x1_input_emo_2", 1, 1, true);
     for j in 0..head_blocks {
-        y = conv_block(g, &y, &format!("predictor.emo_net_2.{}", 2 * j));
+        y = conv_block(g, &y, &format!("predictor.emo_net_2.{}", 2 * j), (head_width, head_width));
         y = max_pool_2(g, &y);
     }
     let y = g.op("AveragePool", &[&y], &[Attr::Ints("kernel_shape", &[4, 4]), Attr::Ints("strides", &[4, 4])]);
@@ -552,16 +561,17 @@ fn emofan(g: &mut Graph, stacks: usize, depth: usize, head_blocks: usize) -> Str
 }
 
 /// FAN's `HourGlass._forward` at `level`: the map, and its half-size self upsampled back.
-fn hourglass(g: &mut Graph, input: &str, prefix: &str, level: usize) -> String {
-    let up1 = conv_block(g, input, &format!("{prefix}.b1_{level}"));
+fn hourglass(g: &mut Graph, input: &str, prefix: &str, level: usize, features: usize) -> String {
+    let same = (features, features);
+    let up1 = conv_block(g, input, &format!("{prefix}.b1_{level}"), same);
     let low1 = max_pool_2(g, input);
-    let low1 = conv_block(g, &low1, &format!("{prefix}.b2_{level}"));
+    let low1 = conv_block(g, &low1, &format!("{prefix}.b2_{level}"), same);
     let low2 = if level > 1 {
-        hourglass(g, &low1, prefix, level - 1)
+        hourglass(g, &low1, prefix, level - 1, features)
     } else {
-        conv_block(g, &low1, &format!("{prefix}.b2_plus_{level}"))
+        conv_block(g, &low1, &format!("{prefix}.b2_plus_{level}"), same)
     };
-    let low3 = conv_block(g, &low2, &format!("{prefix}.b3_{level}"));
+    let low3 = conv_block(g, &low2, &format!("{prefix}.b3_{level}"), same);
     // F.interpolate(scale_factor=2, mode='nearest'): output pixel i reads input pixel floor(i / 2).
     let scales = g.floats(&[1.0, 1.0, 2.0, 2.0]);
     let up2 = g.op(
@@ -576,9 +586,9 @@ fn hourglass(g: &mut Graph, input: &str, prefix: &str, level: usize) -> String {
     g.op("Add", &[&up1, &up2], &[])
 }
 
-/// FAN's `ConvBlock`: three pre-activated 3x3 convolutions concatenated, plus the input (through
-/// BatchNorm-ReLU-1x1 convolution when the width changes, which its tensors show).
-fn conv_block(g: &mut Graph, x: &str, prefix: &str) -> String {
+/// FAN's `ConvBlock(inputs, out)`: three pre-activated 3x3 convolutions concatenated, plus the
+/// input (through BatchNorm-ReLU-1x1 convolution when the width changes).
+fn conv_block(g: &mut Graph, x: &str, prefix: &str, (inputs, out): (usize, usize)) -> String {
     let mut outs = Vec::new();
     let mut h = x.to_string();
     for i in 1..=3 {
@@ -589,7 +599,7 @@ fn conv_block(g: &mut Graph, x: &str, prefix: &str) -> String {
     }
     let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
     let cat = g.op("Concat", &refs, &[Attr::Int("axis", 1)]);
-    let residual = if g.has_weight(&format!("{prefix}.downsample.2.weight")) {
+    let residual = if inputs != out {
         let y = batch_norm(g, x, &format!("{prefix}.downsample.0"));
         let y = g.op("Relu", &[&y], &[]);
         conv(g, &y, &format!("{prefix}.downsample.2"), 1, 1, false)

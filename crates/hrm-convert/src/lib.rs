@@ -85,7 +85,10 @@ pub fn convert(checkpoint: &Path, out: &Path, options: &ConvertOptions) -> Resul
         replace_dir(&guard.0, out)?;
         return Ok(Converted { dir: out.to_path_buf(), model: ConvertedModel::Atypicality(manifest), notes });
     }
-    let arch_options = with_saved_arguments(&ckpt.root, &options.arch, &mut notes)?;
+    let arch_options = match arch::is_me_graphau(&state.tensors) {
+        true => with_saved_arguments(&ckpt.root, &options.arch, &mut notes)?,
+        false => options.arch.clone(),
+    };
     let recognised = arch::recognise(checkpoint, &state.tensors, &arch_options)?;
     notes.extend(recognised.notes.iter().cloned());
     let source = source(&notes)?;

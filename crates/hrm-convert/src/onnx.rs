@@ -149,11 +149,6 @@ impl Graph {
         output
     }
 
-    /// Whether the converter laid out the state-dict tensor `name`.
-    pub fn has_weight(&self, name: &str) -> bool {
-        self.weights.contains_key(name)
-    }
-
     /// A state-dict tensor, stored in the external data file.
     pub fn weight(&mut self, name: &str) -> String {
         if self.used_weights.insert(name.to_string()) {

@@ -925,7 +925,9 @@ impl Architecture {
     /// its 224).
     pub fn fixed_input_side(&self) -> Option<usize> {
         match self {
-            Architecture::EmoFan { head_blocks, .. } => Some(16 << head_blocks),
+            Architecture::EmoFan { head_blocks, .. } if *head_blocks <= MAX_EMOFAN_HEAD_BLOCKS => {
+                Some(16 << head_blocks)
+            }
             Architecture::Swin { .. } => Some(SWIN_INPUT_SIDE),
             Architecture::MeGraphAu { backbone, .. } => backbone.fixed_input_side(),
             _ => None,

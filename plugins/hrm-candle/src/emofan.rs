@@ -16,16 +16,20 @@ struct Conv {
 }
 
 impl Conv {
+    /// `name` (`{name}.weight`, and `{name}.bias` when `bias`).
     fn new(
         w: &Weights,
         name: &str,
         (out, inputs, kernel): (usize, usize, usize),
         stride: usize,
+        bias: bool,
     ) -> Result<Conv, String> {
         let weight = w.get(&format!("{name}.weight"), &[out, inputs, kernel, kernel])?;
-        let bias_name = format!("{name}.bias");
-        let bias = match w.has(&bias_name) {
-            true => Some(w.place(&w.cpu(&bias_name, &[out])?.reshape((1, out, 1, 1)).map_err(|e| e.to_string())?)?),
+        let bias = match bias {
+            true => {
+                let bias = w.cpu(&format!("{name}.bias"), &[out])?.reshape((1, out, 1, 1));
+                Some(w.place(&bias.map_err(|e| format!("{name}.bias: {e}"))?)?)
+            }
             false => None,
         };
         Ok(Conv { weight, bias, stride, padding: kernel / 2 })
@@ -53,13 +57,13 @@ impl ConvBlock {
         let steps = (widths.iter().enumerate())
             .map(|(i, &(from, to))| {
                 let bn = BatchNorm::new(w, &format!("{name}.bn{}", i + 1), from, 4)?;
-                Ok((bn, Conv::new(w, &format!("{name}.conv{}", i + 1), (to, from, 3), 1)?))
+                Ok((bn, Conv::new(w, &format!("{name}.conv{}", i + 1), (to, from, 3), 1, false)?))
             })
             .collect::<Result<Vec<_>, String>>()?;
         let downsample = match inputs != out {
             true => Some((
                 BatchNorm::new(w, &format!("{name}.downsample.0"), inputs, 4)?,
-                Conv::new(w, &format!("{name}.downsample.2"), (out, inputs, 1), 1)?,
+                Conv::new(w, &format!("{name}.downsample.2"), (out, inputs, 1), 1, false)?,
             )),
             false => None,
         };
@@ -151,35 +155,46 @@ impl EmoFan {
             (arch.usize("stacks")?, arch.usize("hourglass_depth")?, arch.usize("landmarks")?);
         let (head_width, head_blocks, hidden) =
             (arch.usize("head_width")?, arch.usize("head_blocks")?, arch.usize("head_hidden")?);
+        // hrm-core's bounds: the head halves a 4 * 2^head_blocks map, which the hourglasses work on.
+        if head_blocks > 8
+            || depth > head_blocks + 2
+            || stacks > 128
+            || [mid, features, head_width].iter().any(|w| w % 4 != 0)
+        {
+            return Err(format!(
+                "architecture: EmoFAN with head_blocks {head_blocks} (at most 8), hourglass_depth {depth} (at most \
+                 head_blocks + 2) and widths {mid}, {features}, {head_width} (multiples of 4) does not fit together"
+            ));
+        }
         let fan = |part: &str| format!("feature.fan.{part}");
         let stacks = (0..stacks)
             .map(|i| {
                 let next = match i + 1 < stacks {
                     true => Some((
-                        Conv::new(w, &fan(&format!("bl{i}")), (features, features, 1), 1)?,
-                        Conv::new(w, &fan(&format!("al{i}")), (features, landmarks, 1), 1)?,
+                        Conv::new(w, &fan(&format!("bl{i}")), (features, features, 1), 1, true)?,
+                        Conv::new(w, &fan(&format!("al{i}")), (features, landmarks, 1), 1, true)?,
                     )),
                     false => None,
                 };
                 Ok(Stack {
                     hourglass: Level::new(w, &fan(&format!("m{i}")), depth, features)?,
                     top: ConvBlock::new(w, &fan(&format!("top_m_{i}")), features, features)?,
-                    conv_last: Conv::new(w, &fan(&format!("conv_last{i}")), (features, features, 1), 1)?,
+                    conv_last: Conv::new(w, &fan(&format!("conv_last{i}")), (features, features, 1), 1, true)?,
                     bn_end: BatchNorm::new(w, &fan(&format!("bn_end{i}")), features, 4)?,
-                    heatmaps: Conv::new(w, &fan(&format!("l{i}")), (landmarks, features, 1), 1)?,
+                    heatmaps: Conv::new(w, &fan(&format!("l{i}")), (landmarks, features, 1), 1, true)?,
                     next,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
         let emo_inputs = features * (stacks.len() + 1);
         Ok(EmoFan {
-            conv1: Conv::new(w, &fan("conv1"), (stem, 3, 7), 2)?,
+            conv1: Conv::new(w, &fan("conv1"), (stem, 3, 7), 2, true)?,
             bn1: BatchNorm::new(w, &fan("bn1"), stem, 4)?,
             conv2: ConvBlock::new(w, &fan("conv2"), stem, mid)?,
             conv3: ConvBlock::new(w, &fan("conv3"), mid, mid)?,
             conv4: ConvBlock::new(w, &fan("conv4"), mid, features)?,
             stacks,
-            head_input: Conv::new(w, "predictor.conv1x1_input_emo_2", (head_width, emo_inputs, 1), 1)?,
+            head_input: Conv::new(w, "predictor.conv1x1_input_emo_2", (head_width, emo_inputs, 1), 1, true)?,
             head_blocks: (0..head_blocks)
                 .map(|j| ConvBlock::new(w, &format!("predictor.emo_net_2.{}", 2 * j), head_width, head_width))
                 .collect::<Result<Vec<_>, String>>()?,

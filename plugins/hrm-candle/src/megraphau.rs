@@ -7,7 +7,7 @@ use crate::layers::{BatchNorm, Linear};
 use crate::network::{first_line, Spec, Weights};
 use crate::resnet::ResnetFeatures;
 use crate::swin::Swin;
-use candle_core::{Tensor, D};
+use candle_core::{DType, Tensor, D};
 
 /// `LinearBlock`: `relu(bn(fc(x)))` on `[N, T, in]`, the BatchNorm (over the features) folded
 /// into the linear layer.
@@ -52,7 +52,7 @@ pub struct MeGraphAu {
     v: Linear,
     /// `head.gnn.bnv`, over the nodes (axis 1 of `[N, nodes, F]`).
     bnv: BatchNorm,
-    /// `normalize(relu(sc))`, `[1, nodes, F]`.
+    /// `normalize(relu(sc))`, `[1, nodes, F]`, in f32.
     classes: Tensor,
     neighbors: usize,
     metric: Metric,
@@ -99,7 +99,7 @@ impl MeGraphAu {
             u: Linear::new(w, "head.gnn.U", (features, features))?,
             v: Linear::new(w, "head.gnn.V", (features, features))?,
             bnv: BatchNorm::new(w, "head.gnn.bnv", nodes, 3)?,
-            classes: w.place(&classes)?,
+            classes: w.place_f32(&classes)?,
             neighbors,
             metric,
         })
@@ -120,28 +120,30 @@ impl MeGraphAu {
 
         // Each node keeps the K nodes most like it: `si >= (K-th value of its row)` as `topk`
         // and `>=` give it (every tie kept) is "fewer than K values of the row beat this one".
+        // In f32 whatever the dtype: half precision would make ties f32 does not have.
+        let nodes = f_v.to_dtype(DType::F32)?;
         let (similarity, smaller_is_closer) = match self.metric {
-            Metric::Dots => (f_v.matmul(&f_v.transpose(1, 2)?)?, false),
+            Metric::Dots => (nodes.matmul(&nodes.transpose(1, 2)?)?, false),
             Metric::Cosine => {
-                let unit = normalize(&f_v)?;
+                let unit = normalize(&nodes)?;
                 (unit.matmul(&unit.transpose(1, 2)?)?, false)
             }
-            Metric::L1 => (f_v.unsqueeze(2)?.broadcast_sub(&f_v.unsqueeze(1)?)?.abs()?.sum(D::Minus1)?, true),
+            Metric::L1 => (nodes.unsqueeze(2)?.broadcast_sub(&nodes.unsqueeze(1)?)?.abs()?.sum(D::Minus1)?, true),
         };
         let row = similarity.unsqueeze(2)?; // [N, n, 1, n]: si[i, l]
         let this = similarity.unsqueeze(3)?; // [N, n, n, 1]: si[i, j]
         let beaten = if smaller_is_closer { row.broadcast_lt(&this)? } else { row.broadcast_gt(&this)? };
-        let rank = beaten.to_dtype(f_v.dtype())?.sum(D::Minus1)?;
-        let adjacency = rank.lt(self.neighbors as f64)?.to_dtype(f_v.dtype())?;
+        let rank = beaten.to_dtype(DType::F32)?.sum(D::Minus1)?;
+        let adjacency = rank.lt(self.neighbors as f64)?.to_dtype(DType::F32)?;
 
         // D^-1/2 A D^-1/2, then x = relu(x + bnv(A V(x) + U(x))).
         let scale = adjacency.sum_keepdim(D::Minus1)?.powf(-0.5)?;
-        let a = adjacency.broadcast_mul(&scale)?.broadcast_mul(&scale.transpose(1, 2)?)?;
+        let a = adjacency.broadcast_mul(&scale)?.broadcast_mul(&scale.transpose(1, 2)?)?.to_dtype(f_v.dtype())?;
         let aggregate = a.matmul(&self.v.forward(&f_v)?)?;
         let f_v = f_v.add(&self.bnv.forward(&aggregate.add(&self.u.forward(&f_v)?)?)?)?.relu()?;
 
         // Both sides are >= 0, so the score lies in [0, 1]; rounding past 1 is cut.
-        let scores = normalize(&f_v)?.broadcast_mul(&self.classes)?.sum(D::Minus1)?;
+        let scores = normalize(&f_v.to_dtype(DType::F32)?)?.broadcast_mul(&self.classes)?.sum(D::Minus1)?;
         scores.clamp(0f64, 1f64)
     }
 }

@@ -178,6 +178,12 @@ impl Weights {
             .map_err(|e| format!("candle: {}", first_line(&e)))
     }
 
+    /// A tensor made on the CPU, moved to the network's device in f32 (for the few steps that
+    /// run in f32 whatever the dtype).
+    pub fn place_f32(&self, tensor: &Tensor) -> Result<Tensor, String> {
+        tensor.to_device(&self.device).map_err(|e| format!("candle: {}", first_line(&e)))
+    }
+
     /// `name`, of `shape`, on the network's device and dtype.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor, String> {
         self.place(&self.cpu(name, shape)?)

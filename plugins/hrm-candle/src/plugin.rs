@@ -1,9 +1,9 @@
 //! libhrm_candle.so: the candle networks as the hrm backend plugin `candle`.
 //!
 //! `[candle] device = "cpu" | "cuda" | "cuda:N"`, `dtype = "f32" | "f16" | "bf16"` (half types on
-//! CUDA only). It runs the AU packages `hrm convert` writes (ViT, ResNet) from their manifest and
-//! safetensors; graphs given in memory (hrm's built-in YuNet and face mesh) are refused with the
-//! configuration that runs them elsewhere.
+//! CUDA only). It runs the AU packages `hrm convert` writes (ViT, ResNet, ME-GraphAU, EmoFAN)
+//! from their manifest and safetensors; graphs given in memory (hrm's built-in YuNet and face
+//! mesh) are refused with the configuration that runs them elsewhere.
 
 use crate::network::first_line;
 use crate::Network;
@@ -117,7 +117,7 @@ impl Plugin for Candle {
     fn open(model: &Model, options: &Options) -> Result<CandleSession, String> {
         let Some(graph) = &model.graph_path else {
             return Err(format!(
-                "`{}`: the candle backend runs the AU packages hrm convert writes (ViT, ResNet), not hrm's built-in \
+                "`{}`: the candle backend runs the AU packages hrm convert writes (ViT, ResNet, ME-GraphAU, EmoFAN), not hrm's built-in \
                  networks: run the face detector and mesh elsewhere ([detector] backend = \"tract\", [mesh] backend = \
                  \"tract\")",
                 model.name

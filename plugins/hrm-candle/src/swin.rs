@@ -72,7 +72,8 @@ impl Swin {
         let (mut dim, mut side) = (width, INPUT_SIDE / patch_size);
         for (i, (&depth, &h)) in depths.iter().zip(&heads).enumerate() {
             let stage_window = window.min(side);
-            if side % stage_window != 0 || dim % h != 0 {
+            let merges = i + 1 < depths.len();
+            if side == 0 || side % stage_window != 0 || (merges && side % 2 != 0) || dim % h != 0 {
                 return Err(format!("architecture.backbone: stage {i} ({side}x{side} tokens, {dim} wide) does not fit its windows or heads"));
             }
             let blocks = (0..depth)

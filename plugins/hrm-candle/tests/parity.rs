@@ -106,6 +106,7 @@ fn me_graphau_with_each_metric_matches_pytorch() {
     check("megraphau_cosine");
     check("megraphau_l1");
     check("megraphau_swin");
+    check("megraphau_ties");
 }
 
 #[test]
