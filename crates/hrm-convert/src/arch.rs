@@ -309,8 +309,8 @@ fn describe_backbone(architecture: &Architecture) -> String {
     }
 }
 
-/// ME-GraphAU stage 1 (`MEFARG` with the ANFL head) on a ResNet backbone, as the authors'
-/// `train_stage1.py` saves it: `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefixes.
+/// ME-GraphAU stage 1 (`MEFARG` with the ANFL head) on a ResNet or Swin backbone, as the
+/// authors' `train_stage1.py` saves it: `{'epoch', 'state_dict', 'optimizer'}`, `module.` prefixes.
 fn me_graphau(path: &Path, tensors: &Tensors, options: &ArchOptions) -> Result<Recognised> {
     const NAME: &str = "ME-GraphAU (MEFARG, ANFL head)";
     let mut problems = Vec::new();

@@ -16,8 +16,8 @@ pub fn build(g: &mut Graph, architecture: &Architecture, input_size: usize, outp
             let x = g.op("Flatten", &[&x], &[Attr::Int("axis", 1)]);
             linear(g, &x, "fc")
         }
-        Architecture::MeGraphAu { backbone, neighbors, metric, .. } => {
-            me_graphau(g, backbone, *neighbors, *metric, outputs, input_size)
+        Architecture::MeGraphAu { backbone, features, neighbors, metric } => {
+            me_graphau(g, backbone, (*features, *neighbors, *metric), outputs, input_size)
         }
         Architecture::EmoFan { .. } => emofan(g, architecture),
         Architecture::Mediapipe | Architecture::Swin { .. } => {
@@ -177,33 +177,35 @@ fn resnet_features(g: &mut Graph, prefix: &str, architecture: &Architecture) -> 
 fn me_graphau(
     g: &mut Graph,
     backbone: &Architecture,
-    neighbors: usize,
-    metric: GraphMetric,
+    (features, neighbors, metric): (usize, usize, GraphMetric),
     nodes: usize,
     input_size: usize,
 ) -> String {
     // The backbone's tokens, [N, T, C], then `global_linear`.
     let x = match backbone {
-        Architecture::Resnet { out_channels, .. } => {
+        Architecture::Resnet { .. } => {
             let x = resnet_features(g, "backbone.", backbone);
-            let channels = out_channels.last().map_or(0, |&c| c as i64);
-            let shape = g.ints(&[0, channels, -1]);
+            let shape = g.ints(&[0, channels_of(backbone, input_size) as i64, -1]);
             let x = g.op("Reshape", &[&x, &shape], &[]);
             g.op("Transpose", &[&x], &[Attr::Ints("perm", &[0, 2, 1])])
         }
         _ => swin_tokens(g, "backbone.", backbone, input_size),
     };
-    let x = linear_block(g, &x, "global_linear");
+    // The LinearBlocks run on the tokens as rows [N*T, C], where each BatchNorm1d is a
+    // BatchNormalization over axis 1, and one matrix product does all of AFG's.
+    let (tokens_shape, zero, two) = (g.op("Shape", &[&x], &[]), g.ints(&[0]), g.ints(&[2]));
+    let batch_and_tokens = g.op("Slice", &[&tokens_shape, &zero, &two], &[]);
+    let rows = g.ints(&[-1, channels_of(backbone, input_size) as i64]);
+    let x = g.op("Reshape", &[&x, &rows], &[]);
+    let x = linear_block_rows(g, &x, &["global_linear".to_string()]);
 
-    // AFG: one LinearBlock per AU, averaged over the tokens: the nodes [N, n, F].
-    let node_features: Vec<String> = (0..nodes)
-        .map(|i| {
-            let y = linear_block(g, &x, &format!("head.class_linears.{i}"));
-            g.op("ReduceMean", &[&y], &[Attr::Ints("axes", &[1]), Attr::Int("keepdims", 1)])
-        })
-        .collect();
-    let refs: Vec<&str> = node_features.iter().map(String::as_str).collect();
-    let f_v = g.op("Concat", &refs, &[Attr::Int("axis", 1)]);
+    // AFG: one LinearBlock per AU (their weights stacked), averaged over the tokens: [N, n, F].
+    let blocks: Vec<String> = (0..nodes).map(|i| format!("head.class_linears.{i}")).collect();
+    let y = linear_block_rows(g, &x, &blocks);
+    let per_node = g.ints(&[nodes as i64, features as i64]);
+    let split = g.op("Concat", &[&batch_and_tokens, &per_node], &[Attr::Int("axis", 0)]);
+    let y = g.op("Reshape", &[&y, &split], &[]);
+    let f_v = g.op("ReduceMean", &[&y], &[Attr::Ints("axes", &[1]), Attr::Int("keepdims", 0)]);
 
     // FGG: each node keeps the K nodes most like it. `si >= (K-th value of the row)`, as
     // `topk` + `>=` gives it (every tie at the K-th value kept), is "fewer than K values of the
@@ -485,14 +487,34 @@ fn linear3(g: &mut Graph, x: &str, prefix: &str) -> String {
     g.op("Add", &[&y, &b], &[])
 }
 
-/// ME-GraphAU's `LinearBlock` on tokens `[N, T, in]` (eval mode: dropout does nothing):
-/// `relu(bn(fc(x)))`, the BatchNorm1d over the features.
-fn linear_block(g: &mut Graph, x: &str, prefix: &str) -> String {
-    let y = linear3(g, x, &format!("{prefix}.fc"));
-    let y = g.op("Transpose", &[&y], &[Attr::Ints("perm", &[0, 2, 1])]);
-    let y = batch_norm(g, &y, &format!("{prefix}.bn"));
-    let y = g.op("Relu", &[&y], &[]);
-    g.op("Transpose", &[&y], &[Attr::Ints("perm", &[0, 2, 1])])
+/// ME-GraphAU's `LinearBlock`s named `prefixes`, side by side, on token rows `[rows, in]` (eval
+/// mode: dropout does nothing): `relu(bn(fc(x)))`, each BatchNorm1d over its block's features;
+/// `[rows, blocks * out]`, the blocks' features one after the other.
+fn linear_block_rows(g: &mut Graph, x: &str, prefixes: &[String]) -> String {
+    let stacked = |g: &mut Graph, part: &str| {
+        let parts: Vec<String> = prefixes.iter().map(|p| g.weight(&format!("{p}.{part}"))).collect();
+        match parts.as_slice() {
+            [one] => one.clone(),
+            _ => {
+                let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                g.op("Concat", &refs, &[Attr::Int("axis", 0)])
+            }
+        }
+    };
+    let (w, b) = (stacked(g, "fc.weight"), stacked(g, "fc.bias"));
+    let y = g.op("Gemm", &[x, &w, &b], &[Attr::Int("transB", 1)]);
+    let [scale, bias, mean, var] =
+        ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"].map(|part| stacked(g, part));
+    let y = g.op("BatchNormalization", &[&y, &scale, &bias, &mean, &var], &[Attr::Float("epsilon", 1e-5)]);
+    g.op("Relu", &[&y], &[])
+}
+
+/// The width of a backbone's tokens.
+fn channels_of(backbone: &Architecture, input_size: usize) -> usize {
+    match backbone {
+        Architecture::Resnet { out_channels, .. } => out_channels.last().copied().unwrap_or(0),
+        _ => backbone.swin_stages(input_size).last().map_or(0, |stage| stage.0),
+    }
 }
 
 /// Eval-mode BatchNorm (eps 1e-5) over axis 1 of `x`.
