@@ -173,7 +173,8 @@ fn resnet_features(g: &mut Graph, prefix: &str, architecture: &Architecture) -> 
     x
 }
 
-/// ME-GraphAU's `MEFARG` (ANFL head), op for op as `model/ANFL.py` computes it.
+/// ME-GraphAU's `MEFARG` (ANFL head) as `model/ANFL.py` computes it, its LinearBlocks as products
+/// on the tokens' rows.
 fn me_graphau(
     g: &mut Graph,
     backbone: &Architecture,
