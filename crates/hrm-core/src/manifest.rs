@@ -861,19 +861,16 @@ impl Architecture {
                     let expected = format!("{} entries, one per entry of `depths`", depths.len());
                     return Err(("heads".into(), expected, heads.len().to_string()));
                 }
-                for (i, (&depth, &h)) in depths.iter().zip(heads).enumerate() {
+                for (i, (stage_width, side, stage_window, depth, h)) in
+                    self.swin_stages(SWIN_INPUT_SIDE).into_iter().enumerate()
+                {
                     within(&format!("depths[{i}]"), depth, MAX_DEPTH)?;
                     // Windows tile each map, and each map but the last halves.
-                    let side = (SWIN_INPUT_SIDE / patch_size) >> i;
                     let last = i + 1 == depths.len();
-                    if side == 0
-                        || (side > *window && !side.is_multiple_of(*window))
-                        || (!last && !side.is_multiple_of(2))
-                    {
+                    if side == 0 || !side.is_multiple_of(stage_window) || (!last && !side.is_multiple_of(2)) {
                         let expected = format!("stages whose maps ({SWIN_INPUT_SIDE} / patch_size / 2^stage) are even and tiled by the window");
                         return Err(("depths".into(), expected, format!("a {side}-token map at stage {i}")));
                     }
-                    let stage_width = width << i;
                     within(&format!("heads[{i}]"), h, stage_width)?;
                     if stage_width % h != 0 {
                         return Err((format!("heads[{i}]"), format!("a divisor of {stage_width}"), h.to_string()));

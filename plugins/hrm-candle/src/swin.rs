@@ -76,10 +76,16 @@ impl Swin {
             if side == 0 || side % stage_window != 0 || (merges && side % 2 != 0) || dim % h != 0 {
                 return Err(format!("architecture.backbone: stage {i} ({side}x{side} tokens, {dim} wide) does not fit its windows or heads"));
             }
+            // Odd blocks shift by half a window (unless one window is the whole map); the mask is
+            // the stage's, made once and shared.
+            let shifted = match side > window && depth > 1 {
+                true => Some((window / 2, shifted_window_mask(w, side, window, window / 2)?)),
+                false => None,
+            };
             let blocks = (0..depth)
                 .map(|j| {
-                    let shift = if j % 2 == 1 && side > window { window / 2 } else { 0 };
-                    Block::new(w, &format!("{prefix}layers.{i}.blocks.{j}"), dim, side, stage_window, h, shift)
+                    let shifted = if j % 2 == 1 { shifted.clone() } else { None };
+                    Block::new(w, &format!("{prefix}layers.{i}.blocks.{j}"), dim, stage_window, h, shifted)
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             let merge = match i + 1 < depths.len() {
@@ -127,14 +133,14 @@ impl Swin {
 }
 
 impl Block {
+    /// `shifted`: the shift and the stage's mask, for a block whose windows shift.
     fn new(
         w: &Weights,
         name: &str,
         dim: usize,
-        side: usize,
         window: usize,
         heads: usize,
-        shift: usize,
+        shifted: Option<(usize, Tensor)>,
     ) -> Result<Block, String> {
         let tokens = window * window;
         let table_name = format!("{name}.attn.relative_position_bias_table");
@@ -144,19 +150,6 @@ impl Block {
             .and_then(|index| table.index_select(&index, 0))
             .and_then(|b| b.reshape((tokens, tokens, heads))?.permute((2, 0, 1))?.contiguous())
             .map_err(error(&table_name))?;
-        let shifted = match shift {
-            0 => None,
-            _ => {
-                let windows = (side / window) * (side / window);
-                let mask = Tensor::from_vec(
-                    shifted_window_mask(side, window, shift),
-                    (windows, 1, tokens, tokens),
-                    &Device::Cpu,
-                )
-                .map_err(error(name))?;
-                Some((shift, w.place(&mask)?))
-            }
-        };
         Ok(Block {
             norm1: LayerNorm::new(w, &format!("{name}.norm1"), dim, EPS)?,
             qkv: Linear::new(w, &format!("{name}.attn.qkv"), (3 * dim, dim))?,
@@ -237,9 +230,10 @@ fn relative_position_index(window: usize) -> Vec<u32> {
         .collect()
 }
 
-/// The shifted windows' mask, `[nW, n, n]` flattened: on the rolled map, tokens from different
-/// regions (split at side - window and side - shift on each axis) get -100, as Swin's code does.
-fn shifted_window_mask(side: usize, window: usize, shift: usize) -> Vec<f32> {
+/// The shifted windows' mask, `[nW, 1, n, n]` on the network's device: on the rolled map, tokens
+/// from different regions (split at side - window and side - shift on each axis) get -100, as
+/// Swin's code does.
+fn shifted_window_mask(w: &Weights, side: usize, window: usize, shift: usize) -> Result<Tensor, String> {
     let region = |i: usize| usize::from(i >= side - window) + usize::from(i >= side - shift);
     let per_side = side / window;
     let mut mask = Vec::with_capacity(per_side * per_side * window.pow(4));
@@ -251,5 +245,7 @@ fn shifted_window_mask(side: usize, window: usize, shift: usize) -> Vec<f32> {
             mask.extend(ids.iter().map(|&b| if a == b { 0.0 } else { -100.0 }));
         }
     }
-    mask
+    let (windows, tokens) = (per_side * per_side, window * window);
+    let mask = Tensor::from_vec(mask, (windows, 1, tokens, tokens), &Device::Cpu).map_err(error("attn_mask"))?;
+    w.place(&mask)
 }
